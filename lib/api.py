@@ -1,0 +1,478 @@
+"""The HTTP API: a Bottle app built by ``make_app``. The only module that imports bottle.
+
+Routes are thin: they read the request, call the supervisor, return a dict.
+One plugin (``JsonPlugin``) checks the token, maps every ``ModeldError`` (and
+any unexpected exception) to the JSON error shape and serializes dicts; a WSGI
+middleware (``RequestContext``) gives every response an ``X-Request-Id`` and
+writes the access log line, bottle's own 404/405 included.
+"""
+
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import traceback
+
+import bottle
+
+from lib import errors, logquery, logread, openapi, states, timefmt
+from lib import spec as specs
+
+log = logging.getLogger("modeld.api")
+access_log = logging.getLogger("modeld.access")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_BODY = 1024 * 1024
+MAX_FOLLOWERS = 16
+WAIT_TIMEOUT_MAX = 86400
+
+
+class Settings:
+    """What the app needs beyond the supervisor."""
+
+    def __init__(
+        self,
+        token=None,
+        version="0",
+        max_body=MAX_BODY,
+        max_followers=MAX_FOLLOWERS,
+        should_stop=None,
+        rate_limiter=None,
+    ):
+        self.token = token
+        self.version = version
+        self.max_body = max_body
+        self.max_followers = max_followers
+        self.should_stop = should_stop or (lambda: False)
+        self.rate_limiter = rate_limiter
+        self.started_at = time.time()
+
+
+def to_json(payload):
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def error_response(error, request_id=None):
+    """A bottle response carrying ``error`` in the one error shape."""
+    body = error.to_dict()
+    if isinstance(error, errors.InternalError) and request_id:
+        body["error"]["details"]["request_id"] = request_id
+    response = bottle.HTTPResponse(to_json(body), status=error.status)
+    response.content_type = "application/json"
+    for key, value in error.headers.items():
+        response.set_header(key, value)
+    return response
+
+
+class JsonPlugin:
+    """Auth, error mapping and JSON serialization for every route."""
+
+    name = "modeld-json"
+    api = 2
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def apply(self, callback, route):
+        needs_auth = route.config.get("auth", True)
+        settings = self.settings
+
+        def wrapper(*args, **kwargs):
+            request_id = bottle.request.environ.get("modeld.request_id")
+            try:
+                # Throttle first, so guessing the token is throttled too.
+                if settings.rate_limiter is not None:
+                    settings.rate_limiter.check(bottle.request.environ)
+                if needs_auth:
+                    _authenticate(settings)
+                result = callback(*args, **kwargs)
+            except errors.ModeldError as error:
+                return error_response(error, request_id)
+            except bottle.HTTPResponse:
+                raise
+            except Exception:  # noqa: BLE001 - mapped to a 500 with no internals
+                log.error("request %s failed:\n%s", request_id, traceback.format_exc())
+                internal = errors.InternalError("internal error: see the daemon log")
+                return error_response(internal, request_id)
+            if isinstance(result, dict):
+                bottle.response.content_type = "application/json"
+                return to_json(result)
+            return result
+
+        return wrapper
+
+
+def _authenticate(settings):
+    if settings.token is None:
+        return
+    environ = bottle.request.environ
+    if environ.get("modeld.trusted"):
+        return  # a Unix socket: its file permissions are the access control
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, supplied = header.partition(" ")
+    if scheme.lower() != "bearer" or not supplied:
+        raise errors.UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
+    if not hmac.compare_digest(supplied.strip().encode(), settings.token.encode()):
+        raise errors.UnauthorizedError("invalid token")
+
+
+def _default_error(http_error):
+    """bottle's own errors (no such route, wrong method) in the JSON shape."""
+    status = http_error.status_code
+    if status == 404:
+        error = errors.NotFoundError(
+            "no route %s %s" % (bottle.request.method, bottle.request.path)
+        )
+    elif status == 405:
+        allowed = http_error.headers.get("Allow", "")
+        error = errors.MethodNotAllowedError(
+            "%s is not allowed here (allowed: %s)" % (bottle.request.method, allowed),
+            allowed=allowed,
+        )
+    elif status == 413:
+        error = errors.PayloadTooLargeError("the request body is too large")
+    elif status >= 500:
+        log.error("unhandled error: %s", http_error.traceback or http_error.body)
+        error = errors.InternalError("internal error: see the daemon log")
+    else:
+        error = errors.BadRequestError(str(http_error.body or "bad request"))
+    body = error.to_dict()
+    if isinstance(error, errors.InternalError):
+        body["error"]["details"]["request_id"] = bottle.request.environ.get("modeld.request_id")
+    bottle.response.content_type = "application/json"
+    return to_json(body)
+
+
+class RequestContext:
+    """WSGI middleware: request id, ``X-Request-Id`` on every response, the access log."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        environ["modeld.request_id"] = request_id
+        started = time.monotonic()
+        seen = {}
+
+        def start(status, headers, exc_info=None):
+            seen["status"] = status.split(" ", 1)[0]
+            headers.append(("X-Request-Id", request_id))
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, start)
+        return _Finished(body, lambda: _access(environ, seen, started, request_id))
+
+
+class _Finished:
+    """Wraps a response body so the access line is written when it is done."""
+
+    def __init__(self, body, done):
+        self.body = body
+        self.done = done
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.done()
+
+
+def _access(environ, seen, started, request_id):
+    client = environ.get("REMOTE_ADDR") or "unix"
+    access_log.info(
+        "%s %s %s %s %.1fms %s",
+        client,
+        environ.get("REQUEST_METHOD"),
+        environ.get("PATH_INFO"),
+        seen.get("status", "-"),
+        (time.monotonic() - started) * 1000,
+        request_id,
+    )
+
+
+# -- request helpers -----------------------------------------------------------
+
+
+def query_params(allowed):
+    """The query string as a dict; unknown or repeated parameters are a 400."""
+    params = {}
+    for key, value in bottle.request.query.allitems():
+        if key not in allowed:
+            hint = "allowed: %s" % ", ".join(allowed) if allowed else "this route takes none"
+            raise errors.ValidationError(key, "unknown parameter (%s)" % hint)
+        if key in params:
+            raise errors.ValidationError(key, "given more than once")
+        params[key] = value
+    return params
+
+
+def read_json(max_body):
+    """The request body parsed as JSON, whatever the content type says."""
+    length = bottle.request.content_length
+    if length > max_body:
+        raise errors.PayloadTooLargeError(
+            "the request body is %d bytes; the limit is %d" % (length, max_body), limit=max_body
+        )
+    raw = bottle.request.body.read(max_body + 1)
+    if len(raw) > max_body:
+        raise errors.PayloadTooLargeError("the request body is over %d bytes" % max_body)
+    if not raw.strip():
+        raise errors.BadRequestError("the request body is empty: send the model spec as JSON")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise errors.BadRequestError("the request body is not valid JSON: %s" % error) from None
+
+
+def boolean(params, key):
+    value = params.get(key, "false").lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise errors.ValidationError(key, "must be true or false")
+
+
+def seconds(params, key, high):
+    if key not in params:
+        return None
+    try:
+        value = float(params[key])
+    except ValueError:
+        raise errors.ValidationError(key, "must be a number of seconds") from None
+    if not 0 <= value <= high:
+        raise errors.ValidationError(key, "must be between 0 and %s seconds" % high)
+    return value
+
+
+def model_name(name):
+    return specs.parse_name(name, "name")
+
+
+def cause():
+    environ = bottle.request.environ
+    return {
+        "method": environ.get("REQUEST_METHOD"),
+        "path": environ.get("PATH_INFO"),
+        "client": environ.get("REMOTE_ADDR") or "unix",
+        "request_id": environ.get("modeld.request_id"),
+    }
+
+
+# -- the app -------------------------------------------------------------------
+
+
+def make_app(supervisor, settings):
+    """The WSGI application: the Bottle app wrapped in ``RequestContext``."""
+    app = bottle.Bottle(catchall=True, autojson=False)
+    app.default_error_handler = _default_error
+    app.install(JsonPlugin(settings))
+    followers = _FollowerCount(settings.max_followers)
+
+    @app.get("/health", auth=False)
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/")
+    def index():
+        query_params(())
+        return {
+            "name": "modeld",
+            "version": settings.version,
+            "started_at": timefmt.format_us(int(settings.started_at * 1_000_000)),
+            "uptime_s": round(time.time() - settings.started_at, 3),
+            "models": len(supervisor.names()),
+            "links": {
+                "models": "/models",
+                "events": "/events",
+                "openapi": "/openapi.json",
+                "health": "/health",
+            },
+        }
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        query_params(())
+        return openapi.document(settings.version)
+
+    @app.post("/models")
+    def deploy():
+        params = query_params(("wait", "timeout", "dry_run"))
+        wait, dry_run = boolean(params, "wait"), boolean(params, "dry_run")
+        timeout = seconds(params, "timeout", WAIT_TIMEOUT_MAX)
+        body = read_json(settings.max_body)
+        if dry_run:
+            return supervisor.dry_run(body)
+        result = supervisor.deploy(body, cause())
+        if wait:
+            result = supervisor.wait_ready(result["name"], timeout)
+        bottle.response.status = 201
+        bottle.response.set_header("Location", "/models/%s" % result["name"])
+        return result
+
+    @app.get("/models")
+    def list_models():
+        params = query_params(("status",))
+        wanted = None
+        if params.get("status"):
+            wanted = set(params["status"].split(","))
+            unknown = wanted - set(states.STATUSES)
+            if unknown:
+                message = "unknown status %s (use %s)" % (
+                    ", ".join(sorted(unknown)),
+                    ", ".join(states.STATUSES),
+                )
+                raise errors.ValidationError("status", message)
+        return {"models": supervisor.list(wanted)}
+
+    @app.get("/models/<name>")
+    def get_model(name):
+        query_params(())
+        return supervisor.describe(model_name(name))
+
+    @app.delete("/models/<name>")
+    def stop_model(name):
+        params = query_params(("timeout", "purge"))
+        timeout = seconds(params, "timeout", 3600)
+        return supervisor.stop(model_name(name), timeout, boolean(params, "purge"), cause())
+
+    @app.post("/models/<name>/start")
+    def start_model(name):
+        params = query_params(("wait", "timeout"))
+        result = supervisor.start_model(model_name(name), cause())
+        if boolean(params, "wait"):
+            result = supervisor.wait_ready(name, seconds(params, "timeout", WAIT_TIMEOUT_MAX))
+        return result
+
+    @app.post("/models/<name>/restart")
+    def restart_model(name):
+        params = query_params(("timeout",))
+        timeout = seconds(params, "timeout", 3600)
+        return supervisor.restart_model(model_name(name), timeout, cause())
+
+    @app.get("/models/<name>/logs")
+    def model_logs(name):
+        name = model_name(name)
+        supervisor.record(name)  # 404 before parsing parameters
+        query = logquery.parse_log_query(dict(bottle.request.query.allitems()), timefmt.now_us())
+        reader = logread.LogReader(supervisor.home.model(name).logs)
+        if query.follow:
+            return _follow(supervisor, settings, followers, name, reader, query)
+        page = logquery.run_query(reader, query)
+        return _page_response(reader, query, page)
+
+    @app.get("/models/<name>/events")
+    def model_events(name):
+        params = query_params(("limit", "since"))
+        name = model_name(name)
+        supervisor.record(name)
+        return {"events": supervisor.events(name, **_event_filters(params))}
+
+    @app.get("/events")
+    def all_events():
+        params = query_params(("limit", "since"))
+        return {"events": supervisor.events(None, **_event_filters(params))}
+
+    return RequestContext(app)
+
+
+def _event_filters(params):
+    limit = 100
+    if "limit" in params:
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise errors.ValidationError("limit", "must be an integer") from None
+        if not 1 <= limit <= 10_000:
+            raise errors.ValidationError("limit", "must be between 1 and 10000")
+    since = None
+    if params.get("since"):
+        try:
+            since = timefmt.parse_moment_us(params["since"], timefmt.now_us())
+        except ValueError as error:
+            raise errors.ValidationError("since", str(error)) from None
+    return {"limit": limit, "since": since}
+
+
+def _page_response(reader, query, page):
+    log_id = reader.log_id() or "none"
+    next_cursor = logquery.encode_cursor(log_id, max(1, page.next_seq))
+    if query.format == "text":
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        bottle.response.set_header("X-Next-Cursor", next_cursor)
+        return "".join(logquery.entry_text(entry) + "\n" for entry in page.entries)
+    body = {
+        "entries": [logquery.entry_dict(entry) for entry in page.entries],
+        "next_cursor": next_cursor,
+        "has_more": page.has_more,
+    }
+    if page.skipped:
+        body["skipped"] = page.skipped
+    return body
+
+
+class _FollowerCount:
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def enter(self):
+        with self.lock:
+            if self.count >= self.limit:
+                raise errors.TooManyFollowersError(self.limit)
+            self.count += 1
+
+    def leave(self):
+        with self.lock:
+            self.count -= 1
+
+
+def _follow(supervisor, settings, followers, name, reader, query):
+    """Stream entries as JSON lines (or text) until the model stops or the client leaves."""
+    followers.enter()
+    try:
+        start = _tail_start(reader, query) if query.tail else logquery.start_seq(reader, query)
+    except BaseException:
+        followers.leave()
+        raise
+    render = logquery.entry_text if query.format == "text" else _json_line
+
+    def model_done():
+        try:
+            return supervisor.describe(name)["status"] in states.TERMINAL
+        except errors.ModelNotFoundError:
+            return True
+
+    def stream():
+        try:
+            yield b"\n"  # send the headers now: bottle holds them until the first bytes
+            entries = logquery.follow(reader, query, start, settings.should_stop, model_done)
+            for entry in entries:
+                yield b"\n" if entry is None else (render(entry) + "\n").encode()
+        finally:
+            followers.leave()
+
+    bottle.response.content_type = (
+        "text/plain; charset=utf-8" if query.format == "text" else "application/x-ndjson"
+    )
+    return stream()
+
+
+def _tail_start(reader, query):
+    """The seq of the oldest of the last ``tail`` matches (the window's end if none)."""
+    page = logquery.run_query(reader, query._replace(limit=1))
+    return page.entries[0].seq if page.entries else page.next_seq
+
+
+def _json_line(entry):
+    return json.dumps(logquery.entry_dict(entry), separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,190 @@
+"""Every failure modeld reports, one class each, with a stable code and HTTP status.
+
+The server turns these into the one JSON error shape::
+
+    {"error": {"code": "model_not_found", "message": "...", "details": {...}}}
+
+and the client library turns that shape back into the same class, so a script
+using ``lib.client`` catches ``ModelNotFoundError`` whether it runs in the
+daemon or talks to it over HTTP. Standard library only.
+"""
+
+
+class ModeldError(Exception):
+    """Base of every error modeld reports on purpose."""
+
+    code = "error"
+    status = 500
+    headers = {}
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self):
+        """The body of an error response."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequestError(ModeldError):
+    """The request cannot be understood (for example malformed JSON)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class ValidationError(BadRequestError):
+    """A field of the request is wrong; ``details["field"]`` names it."""
+
+    code = "validation_error"
+
+    def __init__(self, field, message, **details):
+        super().__init__("%s: %s" % (field, message), field=field, **details)
+        self.field = field
+
+
+class UnauthorizedError(ModeldError):
+    code = "unauthorized"
+    status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="modeld"'}
+
+
+class NotFoundError(ModeldError):
+    """No such route."""
+
+    code = "not_found"
+    status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+    def __init__(self, name):
+        super().__init__("no model named %r" % name, name=name)
+
+
+class MethodNotAllowedError(ModeldError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class ConflictError(ModeldError):
+    code = "conflict"
+    status = 409
+
+
+class ModelAlreadyRunningError(ConflictError):
+    """Deploying or starting a name whose model is starting or running."""
+
+    code = "already_running"
+
+    def __init__(self, name, status):
+        super().__init__(
+            "model %r is %s: stop it first, or choose another name" % (name, status),
+            name=name,
+            status=status,
+        )
+
+
+class ModelBusyError(ConflictError):
+    """Another operation on this model is still in progress."""
+
+    code = "model_busy"
+
+
+class PortInUseError(ConflictError):
+    code = "port_in_use"
+
+
+class PayloadTooLargeError(ModeldError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RateLimitedError(ModeldError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message, retry_after, **details):
+        super().__init__(message, retry_after=retry_after, **details)
+        self.headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
+
+
+class DeploymentError(ModeldError):
+    """The model was deployed but exited or failed before it became ready.
+
+    ``details`` carry ``exit_code``, ``signal``, ``reason`` and ``last_lines``.
+    """
+
+    code = "deployment_failed"
+    status = 422
+
+
+class WaitTimeoutError(ModeldError):
+    """``wait=true`` ran out of time while the model was still starting."""
+
+    code = "wait_timeout"
+    status = 504
+
+
+class InternalError(ModeldError):
+    """Anything unexpected. The message never carries internals."""
+
+    code = "internal_error"
+    status = 500
+
+
+class UnavailableError(ModeldError):
+    code = "unavailable"
+    status = 503
+
+
+class TooManyFollowersError(UnavailableError):
+    code = "too_many_followers"
+
+    def __init__(self, limit):
+        super().__init__(
+            "too many log followers (limit %d): retry later" % limit,
+            limit=limit,
+        )
+        self.headers = {"Retry-After": "5"}
+
+
+class DaemonUnreachableError(ModeldError):
+    """Client side only: nothing answered at the daemon's address."""
+
+    code = "daemon_unreachable"
+    status = 0
+
+
+def all_error_classes():
+    """Every concrete error class, for the error-code table and the client."""
+    found, pending = [], [ModeldError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def class_for_code(code):
+    """The error class with this code, or ``ModeldError`` for an unknown one."""
+    for cls in all_error_classes():
+        if cls.code == code:
+            return cls
+    return ModeldError
+
+
+def from_dict(body, status):
+    """Rebuild the error a server sent (the inverse of ``to_dict``)."""
+    error = (body or {}).get("error") or {}
+    cls = class_for_code(error.get("code"))
+    message = error.get("message") or "HTTP %d" % status
+    details = error.get("details") or {}
+    instance = cls.__new__(cls)
+    ModeldError.__init__(instance, message, **details)
+    if isinstance(instance, ValidationError):
+        instance.field = details.get("field")
+    instance.status = status
+    return instance

@@ -1,0 +1,620 @@
+"""The per-model monitor: one small process per deployed model (the conmon pattern).
+
+It owns the model's pipes and writes its logs, runs the health probe, applies
+the restart policy and records exits, and stops the whole process tree on
+request. The daemon can die and come back; the monitor and its model carry on.
+
+How it keeps its promises:
+
+- One monitor per model: it holds an ``flock`` on ``monitor.lock`` for life.
+- No orphans: it is a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every
+  descendant, even one that called ``setsid``, stays in its process subtree and
+  is found by walking ``/proc/<pid>/task/*/children``. The model gets the stop
+  signal as its parent-death signal, so a ``kill -9`` of the monitor does not
+  leave it running, and the pids it recorded let a replacement monitor finish
+  the job for the rest of the tree.
+- Single-threaded: a selector loop over the pipes, the probe socket and a
+  signal wake-up pipe. That makes the ``preexec_fn`` that sets the parent-death
+  signal safe, and makes the monitor the only reaper (``waitpid(-1)``) of its
+  subtree, so no exit status is ever lost.
+- It writes ``state.json`` atomically on every change, and appends events.
+
+It imports neither bottle nor cheroot.
+"""
+
+import argparse
+import collections
+import ctypes
+import errno
+import fcntl
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from lib import (
+    forensics,
+    fsutil,
+    levels,
+    lifecycle,
+    logstore,
+    paths,
+    probes,
+    procfs,
+    redact,
+    states,
+    timefmt,
+)
+from lib import spec as specs
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
+READ_SIZE = 1 << 18
+LAST_LINES = 20
+SCAN_INTERVAL = 2.0
+STOP_POLL = 0.05
+LOCK_WAIT = 3.0
+EXIT_LOCKED = 75
+EVENTS_MAX_BYTES = 1 << 20
+
+log = logging.getLogger("modeld.monitor")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="modeld monitor", description="(internal)")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--run", type=int, required=True)
+    parser.add_argument("--recover", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s monitor[%(process)d] %(message)s",
+    )
+    home = paths.Home(args.home)
+    return Monitor(home.model(args.name), args.name, args.run, args.recover).run()
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _become_subreaper():
+    if _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("cannot become a child subreaper: errno %d", ctypes.get_errno())
+
+
+def _child_setup(death_signal, monitor_pid):
+    """Runs in the model's process between fork and exec (the monitor has no threads)."""
+    try:
+        _libc().prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != monitor_pid:
+            os._exit(1)  # the monitor died before prctl took effect
+    except Exception:  # noqa: BLE001 - nothing can be reported from here; exec anyway
+        pass
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "SIG%d" % number
+
+
+class Stream:
+    """One of the model's output pipes, with its line splitter and level memory."""
+
+    def __init__(self, name, pipe):
+        self.name = name
+        self.code = logstore.STREAM_CODES[name]
+        self.pipe = pipe
+        self.fd = pipe.fileno()
+        self.splitter = logstore.LineSplitter()
+        self.tracker = levels.LevelTracker()
+        self.continuing_level = None  # the level of a long line being split
+        os.set_blocking(self.fd, False)
+        try:
+            fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # the system caps pipe sizes lower: the default works, just slower
+
+
+class Monitor:
+    def __init__(self, model_paths, name, run, recover, clock=time.time):
+        self.paths = model_paths
+        self.name = name
+        self.run_number = run
+        self.recover = recover
+        self.clock = clock
+        self.selector = selectors.DefaultSelector()
+        self.lock = fsutil.FileLock(model_paths.lock)
+        self.streams = {}
+        self.popen = None
+        self.pid_starttime = None
+        self.killing = False
+        self.last_lines = collections.deque(maxlen=LAST_LINES)
+        self.recorded_processes = []
+        self.next_scan = 0.0
+        self.dirty = False
+        self.last_control = None
+        self.boot_id = procfs.boot_id()
+        self.own_starttime = procfs.start_time(os.getpid())
+
+    # -- start-up ------------------------------------------------------------
+
+    def run(self):
+        # Handlers first: a SIGUSR1 from the daemon must never find the default (fatal) action.
+        self._install_signals()
+        if not self._take_lock():
+            log.error("another monitor holds %s; exiting", self.paths.lock)
+            return EXIT_LOCKED
+        deployment = fsutil.read_json(self.paths.deployment, warn=log.warning)
+        if deployment is None or deployment.get("run") != self.run_number:
+            log.error("deployment.json is gone or names another run; exiting")
+            return 1
+        self.deployment = deployment
+        self.spec = deployment["spec"]
+        self.port = deployment.get("port")
+        previous = fsutil.read_json(self.paths.state, warn=log.warning)
+        _become_subreaper()
+        self.writer = logstore.LogWriter(
+            self.paths.logs, self.spec["logs"]["max_bytes"], self.spec["logs"]["backups"]
+        )
+        self.life = self._new_lifecycle(previous)
+        self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
+        self.last_control = (previous or {}).get("control_id")
+        self._stop_leftovers(previous)
+        now = self.clock()
+        cause = deployment.get("cause")
+        wanted = deployment.get("desired") == "running"
+        if self.recover:
+            was_active = previous is None or previous.get("status") in states.ACTIVE
+            actions = self.life.recovered(now, was_active and wanted, cause)
+        elif not wanted:
+            actions = self.life.recovered(now, False, cause)  # stopped before it started
+        else:
+            actions = self.life.begin(now, cause)
+        try:
+            return self._loop(actions)
+        finally:
+            self.writer.close()
+
+    def _take_lock(self):
+        # The daemon briefly takes a shared lock to ask "is a monitor alive?": retry past it.
+        deadline = time.monotonic() + LOCK_WAIT
+        while not self.lock.acquire():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _new_lifecycle(self, previous):
+        same = previous is not None and previous.get("deploy_id") == self.deployment["id"]
+        restarts = previous.get("restarts", 0) if same else 0
+        retries = previous.get("retries", 0) if same and self.recover else 0
+        last_exit = dict(previous["last_exit"]) if same and previous.get("last_exit") else None
+        if last_exit is not None:
+            last_exit["at"] = (last_exit.get("at") or 0) / 1_000_000
+        return lifecycle.Lifecycle(self.spec, restarts, retries, last_exit)
+
+    def _install_signals(self):
+        reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup = reader
+        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD):
+            # The C handler writes the signal number to the wake-up pipe; the loop acts on it.
+            signal.signal(number, lambda *_: None)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.selector.register(reader, selectors.EVENT_READ, self._on_wakeup)
+
+    # -- the loop ------------------------------------------------------------
+
+    def _loop(self, actions):
+        while True:
+            self._perform(actions)
+            if self.life.terminal and not self._processes_left():
+                break
+            actions = []
+            for key, _ in self.selector.select(self._timeout()):
+                self._guarded(key.data, self.clock())
+            actions = self._guarded(self._after_events, self.clock()) or []
+        self._drain_pipes()
+        self._publish(durable=True)
+        return 0
+
+    def _guarded(self, handler, now):
+        """A bug in one handler must not end the monitor: its model would die with it."""
+        try:
+            return handler(now)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the loop goes on
+            log.exception("monitor step failed; carrying on")
+            return None
+
+    def _timeout(self):
+        now = self.clock()
+        deadlines = [self.life.next_deadline(), self.prober.next_deadline(), self.next_scan]
+        if self.life.status == states.STOPPING or self.killing or self.life.terminal:
+            deadlines.append(now + STOP_POLL)
+        known = [value for value in deadlines if value is not None]
+        return max(0.0, min(known) - now) if known else None
+
+    def _after_events(self, now):
+        actions = self._reap(now)
+        waiting = self.life.status in (states.STARTING, states.RUNNING, states.STOPPING)
+        if self.life.exit_seen and waiting and not self._processes_left():
+            self._drain_pipes()
+            actions += self.life.all_gone(now)
+        actions += self.life.tick(now)
+        self.prober.tick(now)
+        if self.killing:
+            self._kill_all()
+        if now >= self.next_scan:
+            self._scan_processes(now)
+        self._flush_events()
+        return actions
+
+    def _perform(self, actions):
+        for action in actions:
+            if isinstance(action, lifecycle.Spawn):
+                self._spawn()
+            elif isinstance(action, lifecycle.Signal):
+                self._signal_groups(int(getattr(signal, action.signal)))
+            elif isinstance(action, lifecycle.KillAll):
+                self.killing = True
+                self._note("warning", "still running after the grace period: sending SIGKILL")
+                self._kill_all()
+        self._flush_events()
+
+    # -- the model's processes ----------------------------------------------
+
+    def _spawn(self):
+        now = self.clock()
+        argv = specs.resolve_command(self.spec, self.port)
+        env = specs.model_environment(os.environ, self.spec, self.port)
+        death_signal = specs.stop_signal_number(self.spec)
+        monitor_pid = os.getpid()
+        try:
+            self.popen = subprocess.Popen(
+                argv,
+                cwd=self.spec["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=lambda: _child_setup(death_signal, monitor_pid),
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            reason = forensics.classify_spawn_error(error, self.spec["cwd"])
+            message = "cannot start %s: %s" % (argv[0], getattr(error, "strerror", None) or error)
+            self._note("error", message)
+            actions = self.life.spawn_failed(reason, message, now)
+            self._stamp_exit()
+            self._perform(actions)
+            return
+        self.streams = {
+            self.popen.stdout.fileno(): Stream("stdout", self.popen.stdout),
+            self.popen.stderr.fileno(): Stream("stderr", self.popen.stderr),
+        }
+        for fd, stream in self.streams.items():
+            self.selector.register(fd, selectors.EVENT_READ, self._reader(stream))
+        self.pid_starttime = procfs.start_time(self.popen.pid)
+        self.life.spawned(self.popen.pid, now)
+        self.last_lines.clear()
+        self.prober.start(now)
+        shown = " ".join(redact.redact_argv(argv))
+        self._note("info", "started pid %d: %s" % (self.popen.pid, shown))
+        self._scan_processes(now)
+
+    def _reap(self, now):
+        """Collect every exited child (we are their subreaper); act on the model's own."""
+        actions = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return actions
+            if pid == 0:
+                return actions
+            if self.popen is not None and pid == self.popen.pid:
+                actions += self._model_exited(status, now)
+
+    def _model_exited(self, status, now):
+        self.popen.returncode = os.waitstatus_to_exitcode(status)
+        code, signal_name = None, None
+        if os.WIFSIGNALED(status):
+            signal_name = _signal_name(os.WTERMSIG(status))
+        else:
+            code = os.WEXITSTATUS(status)
+        self._drain_pipes(final=False)
+        requested = self.life.stop_kind in ("stop", "restart")
+        reason = forensics.classify_exit(code, signal_name, list(self.last_lines), requested)
+        self.prober.cancel()
+        leftovers = bool(self._descendants())
+        text = lifecycle.describe_exit({"code": code, "signal": signal_name, "reason": reason})
+        level = "info" if requested or code == 0 else "error"
+        self._note(level, "pid %d %s" % (self.popen.pid, text))
+        actions = self.life.exited(code, signal_name, reason, now, leftovers)
+        self._stamp_exit()
+        return actions
+
+    def _stamp_exit(self):
+        """Keep the lines that preceded an exit with it (the next run clears the buffer)."""
+        if self.life.last_exit is not None and "last_lines" not in self.life.last_exit:
+            self.life.last_exit["last_lines"] = list(self.last_lines)
+
+    def _descendants(self):
+        return procfs.descendants(os.getpid())
+
+    def _processes_left(self):
+        return bool(self._descendants())
+
+    def _signal_groups(self, number):
+        """The stop signal to every process group of the model's tree."""
+        groups = {stat.pgrp for stat in self._descendants()}
+        groups.discard(os.getpgrp())
+        for group in groups:
+            try:
+                os.killpg(group, number)
+            except (ProcessLookupError, PermissionError):
+                continue  # the group ended in the meantime
+        self._note("info", "sent %s to %d process group(s)" % (_signal_name(number), len(groups)))
+
+    def _kill_all(self):
+        for stat in self._descendants():
+            try:
+                os.kill(stat.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        if not self._descendants():
+            self.killing = False
+
+    def _scan_processes(self, now):
+        """Record the tree's (pid, start time) pairs, so a successor can clean up after us."""
+        self.next_scan = now + SCAN_INTERVAL
+        current = sorted([stat.pid, stat.starttime] for stat in self._descendants())
+        if current != self.recorded_processes:
+            self.recorded_processes = current
+            self._publish(durable=False)
+
+    def _stop_leftovers(self, previous):
+        """Stop what a dead predecessor left running (matched by pid AND start time)."""
+        if not previous or previous.get("boot_id") != self.boot_id:
+            return
+        candidates = {tuple(pair) for pair in previous.get("processes") or []}
+        if previous.get("pid") and previous.get("pid_starttime"):
+            candidates.add((previous["pid"], previous["pid_starttime"]))
+            session = previous["pid"]
+            candidates.update(
+                (stat.pid, stat.starttime)
+                for stat in procfs.all_processes()
+                if stat.session == session and stat.starttime >= previous["pid_starttime"]
+            )
+        alive = [pid for pid, start in candidates if procfs.alive(pid, start)]
+        if not alive:
+            return
+        self._note("warning", "stopping %d process(es) left by a previous monitor" % len(alive))
+        number = specs.stop_signal_number(self.spec)
+        self._wait_gone(candidates, number, self.spec["stop"]["timeout"])
+
+    def _wait_gone(self, candidates, number, timeout):
+        for sig, wait in ((number, timeout), (signal.SIGKILL, 30.0)):
+            for pid, start in candidates:
+                if procfs.alive(pid, start):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        continue
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not any(procfs.alive(pid, start) for pid, start in candidates):
+                    return
+                time.sleep(STOP_POLL)
+
+    # -- output ------------------------------------------------------------
+
+    def _reader(self, stream):
+        return lambda now: self._read(stream, now)
+
+    def _read(self, stream, now, drain=False):
+        chunks, eof = [], False
+        while True:
+            try:
+                data = os.read(stream.fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
+                eof = True
+                break
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+            if not drain and (len(data) < READ_SIZE or len(chunks) >= 16):
+                break
+        lines = stream.splitter.feed(b"".join(chunks)) if chunks else []
+        if eof:
+            lines += stream.splitter.finish()
+            self._close_stream(stream)
+        self._capture(stream, lines, now)
+
+    def _capture(self, stream, lines, now):
+        if not lines:
+            return
+        records = []
+        for msg, partial in lines:
+            if stream.continuing_level is not None:
+                level = stream.continuing_level
+            else:
+                level = levels.CODE[stream.tracker.level_of(msg)]
+            stream.continuing_level = level if partial else None
+            records.append((stream.code, level, partial, msg))
+        self.writer.append(records)
+        if self.prober.pattern is not None:
+            for msg, _ in lines:
+                self.prober.saw_line(msg, now)
+        for msg, _ in lines[-LAST_LINES:]:
+            self.last_lines.append(msg.decode("utf-8", "replace"))
+
+    def _close_stream(self, stream):
+        self.selector.unregister(stream.fd)
+        del self.streams[stream.fd]
+        stream.pipe.close()
+
+    def _drain_pipes(self, final=True):
+        """Read all that is in the pipes; if ``final`` (no writer is left), close them."""
+        for stream in list(self.streams.values()):
+            now = self.clock()
+            self._read(stream, now, drain=True)
+            if final and stream.fd in self.streams:
+                self._capture(stream, stream.splitter.finish(), now)
+                self._close_stream(stream)
+
+    def _note(self, level, message):
+        """A line of modeld's own in the model's log (stream ``modeld``)."""
+        self.writer.append([("m", levels.CODE[level], False, message.encode())])
+
+    # -- signals, control and probes ----------------------------------------
+
+    def _on_wakeup(self, now):
+        try:
+            received = os.read(self.wakeup, 512)
+        except BlockingIOError:
+            return
+        for number in set(received):
+            if number in (signal.SIGTERM, signal.SIGINT):
+                cause = {"signal": _signal_name(number)}
+                self._perform(self.life.request_stop(None, now, cause))
+            elif number == signal.SIGUSR1:
+                self._read_control(now)
+
+    def _read_control(self, now):
+        control = fsutil.read_json_quietly(self.paths.control)
+        if not control or control.get("id") == self.last_control:
+            return
+        self.last_control = control.get("id")
+        restart = control.get("op") == "restart"
+        actions = self.life.request_stop(control.get("timeout"), now, control.get("cause"), restart)
+        self.dirty = True
+        self._perform(actions)
+
+    def _on_probe(self, ok, detail):
+        now = self.clock()
+        before = self.life.health
+        actions = self.life.probe_result(ok, now, detail)
+        if self.life.health != before:
+            self.dirty = True
+            self._note(
+                "info" if ok else "warning",
+                "health: %s%s" % (self.life.health, "" if ok else " (%s)" % detail),
+            )
+        self._perform(actions)
+
+    # -- state and events ---------------------------------------------------
+
+    def _flush_events(self):
+        events = self.life.take_events()
+        if not events and not self.dirty:
+            return
+        for event in events:
+            self._note(
+                _event_level(event), "status %s -> %s: %s" % (event.old, event.new, event.reason)
+            )
+        self._append_events(events)
+        self._publish(durable=True)
+        self.dirty = False
+
+    def _append_events(self, events):
+        if not events:
+            return
+        lines = "".join(
+            json.dumps(_event_dict(self.name, event), sort_keys=True) + "\n" for event in events
+        )
+        try:
+            if os.path.getsize(self.paths.events) > EVENTS_MAX_BYTES:
+                os.replace(self.paths.events, self.paths.events + ".1")
+        except FileNotFoundError:
+            pass
+        try:
+            with open(self.paths.events, "a") as handle:
+                handle.write(lines)
+        except OSError as error:
+            log.error("cannot append events: %s", error)
+
+    def _publish(self, durable):
+        life = self.life
+        state = {
+            "schema": 1,
+            "name": self.name,
+            "deploy_id": self.deployment["id"],
+            "run": self.run_number,
+            "monitor": {"pid": os.getpid(), "starttime": self.own_starttime},
+            "boot_id": self.boot_id,
+            "status": life.status,
+            "health": life.health,
+            "ready": life.ready,
+            "reason": life.reason,
+            "pid": life.pid,
+            "pid_starttime": self.pid_starttime if life.pid else None,
+            "port": self.port,
+            "started_at": _us(life.started_at),
+            "restarts": life.restarts,
+            "retries": life.retries,
+            "next_start_at": _us(life.next_start_at),
+            "last_exit": _exit_for_state(life.last_exit),
+            "processes": self.recorded_processes,
+            "control_id": self.last_control,
+            "log_id": self.writer.log_id,
+            "updated_at": timefmt.now_us(),
+        }
+        try:
+            fsutil.write_json_atomic(self.paths.state, state, durable=durable)
+        except OSError as error:
+            # A full disk must not take the model down with it: the next change retries.
+            log.error("cannot write %s: %s", self.paths.state, error)
+
+
+def _us(seconds):
+    return None if seconds is None else int(seconds * 1_000_000)
+
+
+def _exit_for_state(last_exit):
+    if last_exit is None:
+        return None
+    shown = dict(last_exit)
+    shown["at"] = _us(last_exit["at"])
+    shown.setdefault("last_lines", [])
+    return shown
+
+
+def _event_level(event):
+    if event.new == states.FAILED:
+        return "error"
+    if event.new == states.BACKOFF or event.reason and "unhealthy" in event.reason:
+        return "warning"
+    return "info"
+
+
+def _event_dict(name, event):
+    exit_info = None
+    if event.exit:
+        exit_info = {key: event.exit.get(key) for key in ("code", "signal", "reason")}
+    return {
+        "at": timefmt.format_us(_us(event.at)),
+        "model": name,
+        "from": event.old,
+        "to": event.new,
+        "reason": event.reason,
+        "exit": exit_info,
+        "cause": event.cause,
+    }

@@ -1,0 +1,89 @@
+"""The status payload of ``GET /models/{name}``: pure assembly from what the daemon knows.
+
+Inputs are the deployment (desired state), the monitor's state file, whether
+its monitor lives, and the sampled metrics; nothing here touches the machine.
+"""
+
+from lib import redact, states, timefmt
+
+
+def model_status(deployment, state, monitor, metrics, now_us):
+    """The payload for one model.
+
+    ``state``: the monitor's state file (any run) or ``None``. ``monitor``: a
+    dict with ``alive`` (the lock is held), ``pending`` (a monitor was just
+    spawned and has not reported yet) and ``failure`` (why the monitor itself
+    could not start, if it could not).
+    """
+    fresh = state is not None and state.get("run") == deployment.run
+    status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
+    current = state if fresh else {}
+    pid = current.get("pid") if status in states.ACTIVE else None
+    started_at = current.get("started_at")
+    port = deployment.port
+    last_exit = (state or {}).get("last_exit")
+    return {
+        "name": deployment.name,
+        "status": status,
+        "health": health,
+        "ready": states.is_ready(status, health),
+        "reason": reason,
+        "desired": deployment.desired,
+        "pid": pid,
+        "port": port,
+        "endpoint": "http://127.0.0.1:%d" % port if port else None,
+        "created_at": timefmt.format_us(deployment.created_at),
+        "started_at": timefmt.format_us(started_at),
+        "restarts": current.get("restarts", 0),
+        "next_restart_at": timefmt.format_us(current.get("next_start_at")),
+        "last_exit": _exit(last_exit),
+        "metrics": _metrics(metrics, pid is not None, started_at, status, now_us),
+        "monitor": {"pid": (current.get("monitor") or {}).get("pid"), "alive": monitor["alive"]},
+        "spec": redact.redact_spec(deployment.spec),
+    }
+
+
+def _status_triple(deployment, state, monitor):
+    if state is not None:
+        status, health, reason = state["status"], state["health"], state.get("reason")
+        if status in states.ACTIVE and not monitor["alive"] and not monitor["pending"]:
+            if monitor["failure"]:
+                return states.FAILED, states.HEALTH_NONE, monitor["failure"]
+            reason = "its monitor is gone; a new one is taking over"
+        return status, health, reason
+    if monitor["failure"]:
+        return states.FAILED, states.HEALTH_NONE, monitor["failure"]
+    if monitor["alive"] or monitor["pending"] or deployment.desired == "running":
+        probe = any(kind in deployment.spec["health"] for kind in ("http", "tcp", "log"))
+        health = states.HEALTH_STARTING if probe else states.HEALTH_NONE
+        return states.STARTING, health, "its monitor is starting"
+    return states.STOPPED, states.HEALTH_NONE, "stopped"
+
+
+def _exit(last_exit):
+    if not last_exit:
+        return None
+    return {
+        "code": last_exit.get("code"),
+        "signal": last_exit.get("signal"),
+        "at": timefmt.format_us(last_exit.get("at")),
+        "reason": last_exit.get("reason"),
+        "last_lines": last_exit.get("last_lines") or [],
+    }
+
+
+def _metrics(sample, live, started_at, status, now_us):
+    """``sample``: the last sample, or just ``log_bytes`` for a model with no process."""
+    sample = sample or {}
+    if not live:
+        sample = {"log_bytes": sample.get("log_bytes", 0)}
+    uptime = None
+    if status in (states.STARTING, states.RUNNING, states.STOPPING) and started_at:
+        uptime = round(max(0, now_us - started_at) / 1_000_000, 3)
+    return {
+        "cpu_percent": sample.get("cpu_percent"),
+        "rss_bytes": sample.get("rss_bytes"),
+        "threads": sample.get("threads"),
+        "uptime_s": uptime,
+        "log_bytes": sample.get("log_bytes", 0),
+    }

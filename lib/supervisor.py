@@ -1,0 +1,616 @@
+"""The daemon's side of supervision: deployments in, monitors out, state read back.
+
+The daemon never holds a model's output and never signals a model itself: it
+persists what the operator wants (``lib.registry``), starts one monitor per
+model (``lib.monitor``), tells a monitor to stop or restart through
+``control.json`` plus ``SIGUSR1``, and reads each monitor's ``state.json``.
+
+Every monitor is spawned from one long-lived thread (the supervisor thread),
+never from an HTTP worker. The same thread reconciles once a second: a monitor
+that died is replaced (the replacement stops what its predecessor left and
+applies the restart policy); a live monitor found after a daemon restart is
+adopted, never duplicated. A monitor is alive while it holds ``monitor.lock``;
+its identity (pid AND start time) is checked before it is signalled.
+"""
+
+import collections
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from lib import (
+    errors,
+    fsutil,
+    logread,
+    metrics,
+    preflight,
+    procfs,
+    redact,
+    registry,
+    states,
+    status,
+    timefmt,
+)
+from lib import spec as specs
+
+log = logging.getLogger("modeld.supervisor")
+
+RECONCILE_INTERVAL = 1.0
+MONITOR_START_TIMEOUT = 15.0
+MONITOR_START_ATTEMPTS = 3
+RECOVERY_LIMIT = 5
+RECOVERY_WINDOW = 60
+MONITOR_LOG_MAX = 1 << 20
+POLL = 0.02
+EXIT_LOCKED = 75
+
+
+def monitor_command(home, name, run, recover):
+    """How to start a monitor: the same interpreter and code as this daemon."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(root):  # running from modeld.pyz
+        entry = [sys.executable, "-I", root] if sys.flags.isolated else [sys.executable, root]
+    else:
+        entry = [sys.executable, os.path.join(root, "modeld.py")]
+    command = entry + ["monitor", "--home", home.root, "--name", name, "--run", str(run)]
+    return command + (["--recover"] if recover else [])
+
+
+class MonitorHandle:
+    """A monitor this daemon started (monitors adopted after a restart have none)."""
+
+    def __init__(self, popen, run):
+        self.popen = popen
+        self.run = run
+        self.spawned_at = time.monotonic()
+
+
+class Supervisor:
+    def __init__(self, home, log_defaults=None, environ=None, sample_interval=None):
+        self.home = home
+        self.registry = registry.Registry(home)
+        self.log_defaults = log_defaults or {}
+        self.environ = dict(os.environ if environ is None else environ)
+        self.records = {}
+        self.handles = {}
+        self.failures = {}  # name -> why its monitor could not start
+        self.start_attempts = {}
+        self.recoveries = {}  # name -> times its monitor was replaced recently
+        self.name_locks = {}
+        self.lock = threading.RLock()
+        self.commands = queue.Queue()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.sampler = metrics.MetricsSampler(
+            self._sample_targets, sample_interval or metrics.SAMPLE_INTERVAL
+        )
+        self.state_cache = {}
+
+    # -- life of the supervisor ----------------------------------------------
+
+    def start(self):
+        """Load deployments, adopt or replace their monitors, start the background threads."""
+        self.records = self.registry.load_all()
+        self.thread.start()
+        self._call(self._reconcile)
+        self.sampler.start()
+
+    def shutdown(self, stop_models=False, timeout=None):
+        """Stop the threads; models keep running unless ``stop_models``."""
+        if stop_models:
+            self.stop_all(timeout)
+        self.stopping.set()
+        self.commands.put(None)
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout=10)
+        self.sampler.stop()
+        for handle in self.handles.values():
+            handle.popen.poll()  # reap what already ended; the rest outlive the daemon
+
+    def stop_all(self, timeout=None):
+        names = [name for name in self.names() if self.describe(name)["status"] in states.ACTIVE]
+        pending = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(16, len(names))))
+        with pending:
+            for name in names:
+                pending.submit(self.stop, name, timeout, False, {"reason": "daemon stop --models"})
+
+    def _run(self):
+        next_reconcile = time.monotonic() + RECONCILE_INTERVAL
+        while not self.stopping.is_set():
+            timeout = max(0.0, next_reconcile - time.monotonic())
+            try:
+                command = self.commands.get(timeout=timeout)
+            except queue.Empty:
+                command = None
+            if command is not None:
+                command()
+            if time.monotonic() >= next_reconcile and not self.stopping.is_set():
+                self._guarded(self._reconcile)
+                next_reconcile = time.monotonic() + RECONCILE_INTERVAL
+
+    def _guarded(self, function):
+        try:
+            function()
+        except Exception:
+            log.exception("supervisor step failed")
+
+    def _call(self, function, *args):
+        """Run ``function`` on the supervisor thread and wait for its result."""
+        if threading.current_thread() is self.thread:
+            return function(*args)
+        future = concurrent.futures.Future()
+
+        def command():
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(error)
+
+        self.commands.put(command)
+        try:
+            return future.result(timeout=60)
+        except concurrent.futures.TimeoutError:
+            raise errors.UnavailableError("the supervisor is not answering") from None
+
+    # -- reading state ---------------------------------------------------------
+
+    def names(self):
+        with self.lock:
+            return sorted(self.records)
+
+    def record(self, name):
+        with self.lock:
+            record = self.records.get(name)
+        if record is None:
+            raise errors.ModelNotFoundError(name)
+        return record
+
+    def read_state(self, name):
+        """The monitor's state file, re-read only when it changed."""
+        path = self.home.model(name).state
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            self.state_cache.pop(name, None)
+            return None
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self.state_cache.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = fsutil.read_json_quietly(path)
+        self.state_cache[name] = (key, state)
+        return state
+
+    def monitor_alive(self, name):
+        return fsutil.is_locked(self.home.model(name).lock)
+
+    def _pending(self, name, record):
+        handle = self.handles.get(name)
+        return handle is not None and handle.run == record.run and handle.popen.poll() is None
+
+    def describe(self, name):
+        """The status payload of one model."""
+        record = self.record(name)
+        state = self.read_state(name)
+        monitor = {
+            "alive": self.monitor_alive(name),
+            "pending": self._pending(name, record),
+            "failure": self.failures.get(name),
+        }
+        sample = self.sampler.get(name)
+        if sample is None:
+            sample = {"log_bytes": logread.LogReader(self.home.model(name).logs).total_bytes()}
+        return status.model_status(record, state, monitor, sample, timefmt.now_us())
+
+    def list(self, status_filter=None):
+        found = []
+        for name in self.names():
+            try:
+                payload = self.describe(name)
+            except errors.ModelNotFoundError:
+                continue  # purged while we listed
+            if status_filter is None or payload["status"] in status_filter:
+                found.append(payload)
+        return found
+
+    def _sample_targets(self):
+        targets = {}
+        for name in self.names():
+            state = self.read_state(name) or {}
+            monitor_pid = (state.get("monitor") or {}).get("pid")
+            if state.get("status") in states.ACTIVE and monitor_pid:
+                targets[name] = (monitor_pid, self.home.model(name).logs)
+        return targets
+
+    # -- operations ------------------------------------------------------------
+
+    def _name_lock(self, name):
+        with self.lock:
+            return self.name_locks.setdefault(name, threading.Lock())
+
+    def _exclusive(self, name):
+        lock = self._name_lock(name)
+        if not lock.acquire(timeout=5):
+            raise errors.ModelBusyError(
+                "another operation on model %r is in progress: retry shortly" % name, name=name
+            )
+        return lock
+
+    def prepare(self, body):
+        """Validate a deploy request and resolve its port (no side effects)."""
+        spec = specs.parse_spec(body, self.log_defaults)
+        preflight.check_cwd(spec)
+        executable = preflight.resolve_executable(spec, self.environ)
+        port = self._choose_port(spec)
+        return spec, port, executable
+
+    def _choose_port(self, spec):
+        taken = self._ports_in_use(exclude=spec["name"])
+        if spec["port"] == "auto":
+            return preflight.pick_free_port(taken)
+        if spec["port"] is not None:
+            preflight.check_port(spec["port"], taken)
+        return spec["port"]
+
+    def _ports_in_use(self, exclude):
+        taken = {}
+        with self.lock:
+            records = list(self.records.values())
+        for record in records:
+            if record.name != exclude and record.port and record.desired == "running":
+                taken[record.port] = record.name
+        return taken
+
+    def dry_run(self, body):
+        """Every check of a deploy, and what it would run, without starting anything."""
+        spec, port, executable = self.prepare(body)
+        current = self.records.get(spec["name"])
+        if current is not None:
+            status_now = self.describe(spec["name"])["status"]
+            if status_now in states.ACTIVE:
+                raise errors.ModelAlreadyRunningError(spec["name"], status_now)
+        shown = redact.redact_spec(spec)
+        return {
+            "dry_run": True,
+            "name": spec["name"],
+            "port": port,
+            "endpoint": "http://127.0.0.1:%d" % port if port else None,
+            "executable": executable,
+            "command": redact.redact_argv(specs.resolve_command(spec, port)),
+            "spec": shown,
+        }
+
+    def deploy(self, body, cause=None):
+        """Persist a new deployment and start its monitor; returns once the monitor reported."""
+        spec, port, _ = self.prepare(body)
+        name = spec["name"]
+        lock = self._exclusive(name)
+        try:
+            with self.lock:
+                previous = self.records.get(name)
+            if previous is not None:
+                current = self.describe(name)["status"]
+                if current in states.ACTIVE:
+                    raise errors.ModelAlreadyRunningError(name, current)
+            record = registry.Deployment(
+                spec, port, run=(previous.run + 1) if previous else 1, cause=cause
+            )
+            self.registry.save(record)
+            with self.lock:
+                self.records[name] = record
+            self._launch(name, recover=False)
+        finally:
+            lock.release()
+        self.wait_started(name)
+        return self.describe(name)
+
+    def _launch(self, name, recover):
+        self.failures.pop(name, None)
+        self.recoveries.pop(name, None)
+        self.start_attempts[name] = 1
+        self._call(self._spawn_monitor, name, recover)
+
+    def start_model(self, name, cause=None):
+        lock = self._exclusive(name)
+        try:
+            record = self.record(name)
+            current = self.describe(name)["status"]
+            if current in states.ACTIVE:
+                raise errors.ModelAlreadyRunningError(name, current)
+            if record.port and record.spec["port"] is not None:
+                preflight.check_port(record.port, self._ports_in_use(exclude=name))
+            record.run += 1
+            record.desired = registry.DESIRED_RUNNING
+            record.cause = cause
+            self.registry.save(record)
+            self._launch(name, recover=False)
+        finally:
+            lock.release()
+        self.wait_started(name)
+        return self.describe(name)
+
+    def restart_model(self, name, timeout=None, cause=None):
+        current = self.describe(name)["status"]
+        if current not in (states.STARTING, states.RUNNING, states.BACKOFF):
+            return self.start_model(name, cause)
+        control_id = self._send_control(name, "restart", timeout, cause)
+        if control_id is None:
+            return self.start_model(name, cause)
+        self.wait_for(name, lambda s: s.get("control_id") == control_id, 5)
+        stop_timeout = self.record(name).spec["stop"]["timeout"] if timeout is None else timeout
+
+        def restarted(state):
+            return state.get("status") != states.STOPPING
+
+        self.wait_for(name, restarted, stop_timeout + 15)
+        return self.describe(name)
+
+    def stop(self, name, timeout=None, purge=False, cause=None):
+        """Stop a model gracefully (idempotent); ``purge`` also removes record and logs."""
+        lock = self._exclusive(name)
+        try:
+            record = self.record(name)
+            record.desired = registry.DESIRED_STOPPED
+            record.cause = cause
+            self.registry.save(record)
+            control_id = self._send_control(name, "stop", timeout, cause)
+            if control_id is None and self._needs_cleanup(name):
+                self._call(self._spawn_monitor, name, True)
+        finally:
+            lock.release()
+        # A monitor that is still starting reads desired=stopped and stops at once.
+        stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
+        self.wait_for(name, self._stopped, stop_timeout + 15)
+        result = self.describe(name)
+        if purge:
+            self.purge(name)
+            result["purged"] = True
+        return result
+
+    def _stopped(self, state):
+        return state.get("status") in states.TERMINAL
+
+    def _needs_cleanup(self, name):
+        state = self.read_state(name) or {}
+        record = self.record(name)
+        return state.get("run") == record.run and state.get("status") in states.ACTIVE
+
+    def purge(self, name):
+        lock = self._exclusive(name)
+        try:
+            if self.monitor_alive(name):
+                raise errors.ModelBusyError("model %r is still stopping" % name, name=name)
+            with self.lock:
+                self.records.pop(name, None)
+                self.handles.pop(name, None)
+            self.failures.pop(name, None)
+            self.state_cache.pop(name, None)
+            self.sampler.forget(name)
+            self.registry.purge(name)
+        finally:
+            lock.release()
+
+    def _send_control(self, name, op, timeout, cause):
+        """Write control.json and signal the live monitor; ``None`` if no monitor lives."""
+        state = self.read_state(name) or {}
+        monitor = state.get("monitor") or {}
+        pid, starttime = monitor.get("pid"), monitor.get("starttime")
+        if not (self.monitor_alive(name) and procfs.alive(pid, starttime)):
+            return None
+        control_id = secrets.token_hex(8)
+        control = {"id": control_id, "op": op, "timeout": timeout, "cause": cause}
+        fsutil.write_json_atomic(self.home.model(name).control, control, keep_previous=False)
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return None
+        return control_id
+
+    # -- waiting -----------------------------------------------------------------
+
+    def wait_for(self, name, predicate, timeout):
+        """Poll the fresh state until ``predicate(state)``; True if it came in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.record(name)
+            state = self.read_state(name)
+            if state is not None and state.get("run") == record.run and predicate(state):
+                return True
+            if self.failures.get(name) or time.monotonic() >= deadline:
+                return False
+            if not self.monitor_alive(name) and not self._pending(name, record):
+                return False  # no monitor lives to change the state
+            if self.stopping.wait(POLL):
+                raise errors.UnavailableError("modeld is shutting down")
+
+    def wait_ready(self, name, timeout=None):
+        """Until the model is ready; ``DeploymentError`` if it exits or fails first."""
+        record = self.record(name)
+        if timeout is None:
+            timeout = min(3600.0, record.spec["health"]["start_period"] + 30.0)
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.describe(name)
+            if current["ready"]:
+                return current
+            if current["status"] in (states.BACKOFF, states.EXITED, states.FAILED, states.STOPPED):
+                raise _deployment_error(current)
+            if time.monotonic() >= deadline:
+                raise errors.WaitTimeoutError(
+                    "model %r is still %s after %gs" % (name, current["status"], timeout),
+                    name=name,
+                    status=current["status"],
+                    health=current["health"],
+                )
+            if self.stopping.wait(POLL * 5):
+                raise errors.UnavailableError("modeld is shutting down")
+
+    def events(self, name=None, limit=100, since=None):
+        """The newest ``limit`` state changes of one model (or all), oldest first."""
+        names = [name] if name else self.names()
+        found = []
+        for each in names:
+            found.extend(events_of(self.home.model(each).events, since))
+        found.sort(key=lambda event: event.get("at") or "")
+        return found[-limit:]
+
+    def wait_started(self, name):
+        """Until the new monitor has written its first state (or could not start)."""
+        return self.wait_for(name, lambda state: True, MONITOR_START_TIMEOUT)
+
+    # -- the supervisor thread ---------------------------------------------------
+
+    def _spawn_monitor(self, name, recover):
+        record = self.record(name)
+        model_paths = self.home.model(name)
+        fsutil.ensure_directory(model_paths.root)
+        _rotate_monitor_log(model_paths.monitor_log)
+        command = monitor_command(self.home, name, record.run, recover)
+        with open(model_paths.monitor_log, "ab") as monitor_log:
+            popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=monitor_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+                env=self.environ,
+            )
+        self.handles[name] = MonitorHandle(popen, record.run)
+        log.info(
+            "started monitor pid %d for %r (run %d%s)",
+            popen.pid,
+            name,
+            record.run,
+            ", recovering" if recover else "",
+        )
+
+    def _reconcile(self):
+        """Adopt live monitors, replace dead ones, notice monitors that cannot start."""
+        for name in self.names():
+            lock = self._name_lock(name)
+            if not lock.acquire(blocking=False):
+                continue  # an operation on it is under way; look again next round
+            try:
+                self._reconcile_one(name)
+            except errors.ModelNotFoundError:
+                pass  # purged meanwhile
+            finally:
+                lock.release()
+        for handle in self.handles.values():
+            handle.popen.poll()
+
+    def _crash_looping(self, name):
+        """Stop replacing a monitor that keeps dying (a bug, or a broken install)."""
+        now = time.monotonic()
+        times = self.recoveries.setdefault(name, collections.deque())
+        if _recent(times, now, RECOVERY_WINDOW) >= RECOVERY_LIMIT:
+            if name not in self.failures:
+                tail = _tail(self.home.model(name).monitor_log)
+                self.failures[name] = "its monitor died %d times in %ds: %s" % (
+                    RECOVERY_LIMIT,
+                    RECOVERY_WINDOW,
+                    tail,
+                )
+                log.error("giving up on %r: %s", name, self.failures[name])
+            return True
+        times.append(now)
+        return False
+
+    def _reconcile_one(self, name):
+        record = self.record(name)
+        if self.monitor_alive(name) or self._pending(name, record):
+            return
+        state = self.read_state(name)
+        fresh = state is not None and state.get("run") == record.run
+        if fresh and state.get("status") in states.ACTIVE:
+            if self._crash_looping(name):
+                return
+            log.warning("the monitor of %r is gone (was %s): replacing it", name, state["status"])
+            self._spawn_monitor(name, recover=True)
+            return
+        if fresh or record.desired != registry.DESIRED_RUNNING or self.failures.get(name):
+            return
+        handle = self.handles.get(name)
+        if handle is not None and handle.run == record.run:
+            if handle.popen.returncode == EXIT_LOCKED:
+                return
+            attempts = self.start_attempts.get(name, 1)
+            if attempts >= MONITOR_START_ATTEMPTS:
+                self.failures[name] = "its monitor could not start: %s" % _tail(
+                    self.home.model(name).monitor_log
+                )
+                log.error("giving up on %r: %s", name, self.failures[name])
+                return
+            self.start_attempts[name] = attempts + 1
+        log.info("starting the monitor of %r (no monitor for run %d)", name, record.run)
+        self._spawn_monitor(name, recover=False)
+
+
+def _deployment_error(current):
+    last_exit = current.get("last_exit") or {}
+    reason = last_exit.get("reason") or current["status"]
+    return errors.DeploymentError(
+        "model %r %s before it was ready: %s"
+        % (current["name"], current["status"], current["reason"]),
+        name=current["name"],
+        status=current["status"],
+        exit_code=last_exit.get("code"),
+        signal=last_exit.get("signal"),
+        reason=reason,
+        last_lines=last_exit.get("last_lines") or [],
+    )
+
+
+def events_of(path, since=None):
+    """Parsed events from a model's events file and its rotated predecessor."""
+    found = []
+    for candidate in (path + ".1", path):
+        try:
+            with open(candidate) as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from a crash
+            if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
+                found.append(event)
+    return found
+
+
+def _recent(times, now, window):
+    while times and now - times[0] > window:
+        times.popleft()
+    return len(times)
+
+
+def _rotate_monitor_log(path):
+    try:
+        if os.path.getsize(path) > MONITOR_LOG_MAX:
+            os.replace(path, path + ".1")
+    except FileNotFoundError:
+        pass
+
+
+def _tail(path, lines=3):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4096))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return "no monitor log"
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) or "no output"
