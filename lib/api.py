@@ -273,7 +273,8 @@ def cause():
 
 def make_app(supervisor, settings):
     """The WSGI application: the Bottle app wrapped in ``RequestContext``."""
-    app = bottle.Bottle(catchall=True, autojson=False)
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False  # dicts are serialized by JsonPlugin
     app.default_error_handler = _default_error
     app.install(JsonPlugin(settings))
     followers = _FollowerCount(settings.max_followers)

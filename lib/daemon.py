@@ -60,6 +60,9 @@ def prepare_home(root):
     """Create the home (0700) and prove it is writable."""
     try:
         fsutil.ensure_directory(root)
+        if os.stat(root).st_mode & 0o077:
+            # It holds the API token and the models' environments: keep it private.
+            os.chmod(root, 0o700)
         probe = os.path.join(root, ".write-test.%d" % os.getpid())
         with open(probe, "w"):
             pass
@@ -290,7 +293,7 @@ def _detach(config, keep_fd):
         log_fd = null  # the daemon itself reports the home problem
     os.dup2(null, 1)
     os.dup2(log_fd, 2)  # a crash's traceback lands in the daemon log
-    for fd in (null, log_fd):
+    for fd in {null, log_fd}:
         if fd > 2:
             os.close(fd)
     os.closerange(3, keep_fd)

@@ -61,6 +61,7 @@ SCAN_INTERVAL = 2.0
 STOP_POLL = 0.05
 LOCK_WAIT = 3.0
 EXIT_LOCKED = 75
+READY, LOCKED = b"R", b"L"
 EVENTS_MAX_BYTES = 1 << 20
 
 log = logging.getLogger("modeld.monitor")
@@ -79,7 +80,23 @@ def main(argv=None):
         format="%(asctime)s %(levelname)s monitor[%(process)d] %(message)s",
     )
     home = paths.Home(args.home)
-    return Monitor(home.model(args.name), args.name, args.run, args.recover).run()
+    ready_fd = detach()
+    return Monitor(home.model(args.name), args.name, args.run, args.recover, ready_fd).run()
+
+
+def detach():
+    """Fork; the parent exits once the monitor holds its lock (0), found it taken (75), or died (1).
+
+    So the daemon's own child is short-lived and the monitor is never the
+    daemon's child: no zombies to reap, and a daemon restart changes nothing.
+    """
+    reader, writer = os.pipe()
+    if os.fork() > 0:
+        os.close(writer)
+        answer = os.read(reader, 1)
+        os._exit({READY: 0, LOCKED: EXIT_LOCKED}.get(answer, 1))
+    os.close(reader)
+    return writer
 
 
 def _libc():
@@ -127,8 +144,9 @@ class Stream:
 
 
 class Monitor:
-    def __init__(self, model_paths, name, run, recover, clock=time.time):
+    def __init__(self, model_paths, name, run, recover, ready_fd=None, clock=time.time):
         self.paths = model_paths
+        self.ready_fd = ready_fd
         self.name = name
         self.run_number = run
         self.recover = recover
@@ -154,6 +172,7 @@ class Monitor:
         self._install_signals()
         if not self._take_lock():
             log.error("another monitor holds %s; exiting", self.paths.lock)
+            self._tell_parent(LOCKED)
             return EXIT_LOCKED
         deployment = fsutil.read_json(self.paths.deployment, warn=log.warning)
         if deployment is None or deployment.get("run") != self.run_number:
@@ -170,6 +189,7 @@ class Monitor:
         self.life = self._new_lifecycle(previous)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
         self.last_control = (previous or {}).get("control_id")
+        self._tell_parent(READY)
         self._stop_leftovers(previous)
         now = self.clock()
         cause = deployment.get("cause")
@@ -185,6 +205,12 @@ class Monitor:
             return self._loop(actions)
         finally:
             self.writer.close()
+
+    def _tell_parent(self, answer):
+        if self.ready_fd is not None:
+            os.write(self.ready_fd, answer)
+            os.close(self.ready_fd)
+            self.ready_fd = None
 
     def _take_lock(self):
         # The daemon briefly takes a shared lock to ask "is a monitor alive?": retry past it.
@@ -233,7 +259,7 @@ class Monitor:
         """A bug in one handler must not end the monitor: its model would die with it."""
         try:
             return handler(now)
-        except Exception:  # noqa: BLE001 - logged with its traceback; the loop goes on
+        except Exception:
             log.exception("monitor step failed; carrying on")
             return None
 

@@ -11,8 +11,6 @@ import socket
 
 from lib.errors import PortInUseError, ValidationError
 
-PORT_RANGE_AUTO = (20000, 60999)
-
 
 def check_cwd(spec):
     cwd = spec["cwd"]
@@ -92,12 +90,7 @@ def port_holder(port):
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        fd_dir = "/proc/%s/fd" % entry
-        try:
-            links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
-        except OSError:
-            continue  # another user's process, or it exited
-        if any(link in inodes for link in links):
+        if inodes & _socket_links("/proc/%s/fd" % entry):
             try:
                 with open("/proc/%s/comm" % entry) as handle:
                     command = handle.read().strip()
@@ -105,6 +98,20 @@ def port_holder(port):
                 command = "?"
             return {"pid": int(entry), "command": command}
     return None
+
+
+def _socket_links(fd_dir):
+    links = set()
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return links  # another user's process, or it exited
+    for fd in fds:
+        try:
+            links.add(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor, for one)
+    return links
 
 
 def _listening_inodes(port):

@@ -11,9 +11,8 @@ def model_status(deployment, state, monitor, metrics, now_us):
     """The payload for one model.
 
     ``state``: the monitor's state file (any run) or ``None``. ``monitor``: a
-    dict with ``alive`` (the lock is held), ``pending`` (a monitor was just
-    spawned and has not reported yet) and ``failure`` (why the monitor itself
-    could not start, if it could not).
+    dict with ``alive`` (its lock is held) and ``failure`` (why the monitor
+    itself could not start or keeps dying, if so).
     """
     fresh = state is not None and state.get("run") == deployment.run
     status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
@@ -46,14 +45,14 @@ def model_status(deployment, state, monitor, metrics, now_us):
 def _status_triple(deployment, state, monitor):
     if state is not None:
         status, health, reason = state["status"], state["health"], state.get("reason")
-        if status in states.ACTIVE and not monitor["alive"] and not monitor["pending"]:
+        if status in states.ACTIVE and not monitor["alive"]:
             if monitor["failure"]:
                 return states.FAILED, states.HEALTH_NONE, monitor["failure"]
             reason = "its monitor is gone; a new one is taking over"
         return status, health, reason
     if monitor["failure"]:
         return states.FAILED, states.HEALTH_NONE, monitor["failure"]
-    if monitor["alive"] or monitor["pending"] or deployment.desired == "running":
+    if monitor["alive"] or deployment.desired == "running":
         probe = any(kind in deployment.spec["health"] for kind in ("http", "tcp", "log"))
         health = states.HEALTH_STARTING if probe else states.HEALTH_NONE
         return states.STARTING, health, "its monitor is starting"

@@ -64,15 +64,6 @@ def monitor_command(home, name, run, recover):
     return command + (["--recover"] if recover else [])
 
 
-class MonitorHandle:
-    """A monitor this daemon started (monitors adopted after a restart have none)."""
-
-    def __init__(self, popen, run):
-        self.popen = popen
-        self.run = run
-        self.spawned_at = time.monotonic()
-
-
 class Supervisor:
     def __init__(self, home, log_defaults=None, environ=None, sample_interval=None):
         self.home = home
@@ -80,7 +71,6 @@ class Supervisor:
         self.log_defaults = log_defaults or {}
         self.environ = dict(os.environ if environ is None else environ)
         self.records = {}
-        self.handles = {}
         self.failures = {}  # name -> why its monitor could not start
         self.start_attempts = {}
         self.recoveries = {}  # name -> times its monitor was replaced recently
@@ -112,8 +102,6 @@ class Supervisor:
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout=10)
         self.sampler.stop()
-        for handle in self.handles.values():
-            handle.popen.poll()  # reap what already ended; the rest outlive the daemon
 
     def stop_all(self, timeout=None):
         names = [name for name in self.names() if self.describe(name)["status"] in states.ACTIVE]
@@ -193,19 +181,11 @@ class Supervisor:
     def monitor_alive(self, name):
         return fsutil.is_locked(self.home.model(name).lock)
 
-    def _pending(self, name, record):
-        handle = self.handles.get(name)
-        return handle is not None and handle.run == record.run and handle.popen.poll() is None
-
     def describe(self, name):
         """The status payload of one model."""
         record = self.record(name)
         state = self.read_state(name)
-        monitor = {
-            "alive": self.monitor_alive(name),
-            "pending": self._pending(name, record),
-            "failure": self.failures.get(name),
-        }
+        monitor = {"alive": self.monitor_alive(name), "failure": self.failures.get(name)}
         sample = self.sampler.get(name)
         if sample is None:
             sample = {"log_bytes": logread.LogReader(self.home.model(name).logs).total_bytes()}
@@ -316,7 +296,7 @@ class Supervisor:
     def _launch(self, name, recover):
         self.failures.pop(name, None)
         self.recoveries.pop(name, None)
-        self.start_attempts[name] = 1
+        self.start_attempts[name] = 0
         self._call(self._spawn_monitor, name, recover)
 
     def start_model(self, name, cause=None):
@@ -367,9 +347,12 @@ class Supervisor:
                 self._call(self._spawn_monitor, name, True)
         finally:
             lock.release()
-        # A monitor that is still starting reads desired=stopped and stops at once.
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
         self.wait_for(name, self._stopped, stop_timeout + 15)
+        # Stopped means no process is left: not the model's, nor its monitor's.
+        deadline = time.monotonic() + 10
+        while self.monitor_alive(name) and time.monotonic() < deadline:
+            time.sleep(POLL)
         result = self.describe(name)
         if purge:
             self.purge(name)
@@ -391,7 +374,6 @@ class Supervisor:
                 raise errors.ModelBusyError("model %r is still stopping" % name, name=name)
             with self.lock:
                 self.records.pop(name, None)
-                self.handles.pop(name, None)
             self.failures.pop(name, None)
             self.state_cache.pop(name, None)
             self.sampler.forget(name)
@@ -427,7 +409,7 @@ class Supervisor:
                 return True
             if self.failures.get(name) or time.monotonic() >= deadline:
                 return False
-            if not self.monitor_alive(name) and not self._pending(name, record):
+            if not self.monitor_alive(name):
                 return False  # no monitor lives to change the state
             if self.stopping.wait(POLL):
                 raise errors.UnavailableError("modeld is shutting down")
@@ -470,13 +452,14 @@ class Supervisor:
     # -- the supervisor thread ---------------------------------------------------
 
     def _spawn_monitor(self, name, recover):
+        """Start a monitor; True once it holds its lock (it detaches: never our child)."""
         record = self.record(name)
         model_paths = self.home.model(name)
         fsutil.ensure_directory(model_paths.root)
         _rotate_monitor_log(model_paths.monitor_log)
         command = monitor_command(self.home, name, record.run, recover)
         with open(model_paths.monitor_log, "ab") as monitor_log:
-            popen = subprocess.Popen(
+            launcher = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=monitor_log,
@@ -486,17 +469,24 @@ class Supervisor:
                 cwd="/",
                 env=self.environ,
             )
-        self.handles[name] = MonitorHandle(popen, record.run)
-        log.info(
-            "started monitor pid %d for %r (run %d%s)",
-            popen.pid,
-            name,
-            record.run,
-            ", recovering" if recover else "",
-        )
+        try:
+            code = launcher.wait(timeout=MONITOR_START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            code = launcher.wait()
+        if code in (0, EXIT_LOCKED):
+            log.info("monitor of %r is up (run %d%s)", name, record.run,
+                     ", recovering" if recover else "")  # fmt: skip
+            return True
+        self.start_attempts[name] = self.start_attempts.get(name, 0) + 1
+        tail = _tail(model_paths.monitor_log)
+        log.error("the monitor of %r did not start (exit %s): %s", name, code, tail)
+        if self.start_attempts[name] >= MONITOR_START_ATTEMPTS:
+            self.failures[name] = "its monitor could not start: %s" % tail
+        return False
 
     def _reconcile(self):
-        """Adopt live monitors, replace dead ones, notice monitors that cannot start."""
+        """Adopt live monitors, replace dead ones."""
         for name in self.names():
             lock = self._name_lock(name)
             if not lock.acquire(blocking=False):
@@ -507,8 +497,6 @@ class Supervisor:
                 pass  # purged meanwhile
             finally:
                 lock.release()
-        for handle in self.handles.values():
-            handle.popen.poll()
 
     def _crash_looping(self, name):
         """Stop replacing a monitor that keeps dying (a bug, or a broken install)."""
@@ -529,32 +517,20 @@ class Supervisor:
 
     def _reconcile_one(self, name):
         record = self.record(name)
-        if self.monitor_alive(name) or self._pending(name, record):
+        if self.monitor_alive(name) or self.failures.get(name):
             return
         state = self.read_state(name)
         fresh = state is not None and state.get("run") == record.run
         if fresh and state.get("status") in states.ACTIVE:
-            if self._crash_looping(name):
-                return
-            log.warning("the monitor of %r is gone (was %s): replacing it", name, state["status"])
-            self._spawn_monitor(name, recover=True)
-            return
-        if fresh or record.desired != registry.DESIRED_RUNNING or self.failures.get(name):
-            return
-        handle = self.handles.get(name)
-        if handle is not None and handle.run == record.run:
-            if handle.popen.returncode == EXIT_LOCKED:
-                return
-            attempts = self.start_attempts.get(name, 1)
-            if attempts >= MONITOR_START_ATTEMPTS:
-                self.failures[name] = "its monitor could not start: %s" % _tail(
-                    self.home.model(name).monitor_log
+            if not self._crash_looping(name):
+                log.warning(
+                    "the monitor of %r is gone (was %s): replacing it", name, state["status"]
                 )
-                log.error("giving up on %r: %s", name, self.failures[name])
-                return
-            self.start_attempts[name] = attempts + 1
-        log.info("starting the monitor of %r (no monitor for run %d)", name, record.run)
-        self._spawn_monitor(name, recover=False)
+                self._spawn_monitor(name, recover=True)
+        elif not fresh and record.desired == registry.DESIRED_RUNNING:
+            # Persisted but never started (a crash in between), or its monitor died at birth.
+            log.info("starting the monitor of %r (run %d has none)", name, record.run)
+            self._spawn_monitor(name, recover=False)
 
 
 def _deployment_error(current):

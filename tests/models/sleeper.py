@@ -14,7 +14,7 @@ if port:
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
     server.listen(5)
-print("sleeper up", flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("sleeper up", flush=True)
 while True:
     time.sleep(3600)

@@ -1,0 +1,178 @@
+"""Shared fixtures: a home per test, a real supervisor or daemon, and a leftover-process guard.
+
+Every process a test starts carries the test's temporary directory in its
+command line (monitors through ``--home``, models through ``--tag``), so the
+guard can prove at teardown that nothing is left running, and kill and fail
+if something is.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from lib import procfs  # noqa: E402 - needs ROOT on sys.path
+
+MODELS = os.path.join(ROOT, "tests", "models")
+MODELD = [sys.executable, os.path.join(ROOT, "modeld.py")]
+TOKEN = "test-token-0123456789"
+
+
+def wait_until(predicate, timeout=15.0, interval=0.02, message="the condition"):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %gs waiting for %s" % (timeout, message))
+        time.sleep(interval)
+
+
+def processes_tagged(tag):
+    """Live processes whose command line mentions ``tag``."""
+    found = []
+    own = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        if tag in " ".join(procfs.cmdline(int(entry))) and procfs.alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def assert_error(response, status, code, field=None):
+    """The one error shape, with this status and code (and field, for a 400)."""
+    assert response.status_int == status, response.text
+    body = response.json
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    assert response.headers.get("X-Request-Id")
+    assert response.content_type == "application/json"
+    if field is not None:
+        assert body["error"]["details"].get("field") == field, body
+    return body["error"]
+
+
+@pytest.fixture
+def tag(tmp_path):
+    """A marker for model command lines; teardown fails if a tagged process is left."""
+    marker = str(tmp_path)
+    yield marker
+    leftovers = processes_tagged(marker)
+    for pid in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not leftovers, "processes left running: %s" % [
+        " ".join(procfs.cmdline(pid)) for pid in leftovers
+    ]
+
+
+@pytest.fixture
+def home(tag, tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return str(path)
+
+
+def model(script, *args, tag):
+    """The argv of a test model script, tagged for the leftover guard."""
+    return (
+        [sys.executable, os.path.join(MODELS, script)] + [str(arg) for arg in args] + ["--tag", tag]
+    )
+
+
+@pytest.fixture
+def supervisor(home):
+    from lib import paths
+    from lib.supervisor import Supervisor
+
+    instance = Supervisor(paths.Home(home), sample_interval=0.2)
+    instance.start()
+    yield instance
+    instance.shutdown(stop_models=True, timeout=10)
+
+
+@pytest.fixture
+def api(supervisor):
+    import webtest
+
+    from lib import api as api_module
+
+    settings = api_module.Settings(token=TOKEN, version="test")
+    app = api_module.make_app(supervisor, settings)
+    return webtest.TestApp(
+        app,
+        extra_environ={"HTTP_AUTHORIZATION": "Bearer " + TOKEN, "REMOTE_ADDR": "127.0.0.1"},
+    )
+
+
+class RunningDaemon:
+    """A real ``modeld start`` in the background, for tests of the whole program."""
+
+    def __init__(self, home, extra=()):
+        self.home = home
+        self.extra = list(extra)
+
+    def start(self, check=True):
+        result = subprocess.run(
+            MODELD + ["start", "--home", self.home, "--port", "0"] + self.extra,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+            self.reload()
+        return result
+
+    def reload(self):
+        with open(os.path.join(self.home, "daemon.json")) as handle:
+            self.info = json.load(handle)
+        with open(os.path.join(self.home, "token")) as handle:
+            self.token = handle.read().strip()
+        self.url = self.info["url"]
+        self.pid = self.info["pid"]
+
+    def client(self):
+        from lib.client import Client
+
+        return Client(self.url, self.token)
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        wait_until(lambda: not procfs.alive(self.pid), message="the daemon to die")
+
+    def stop(self, models=True):
+        args = ["stop", "--home", self.home] + (["--models"] if models else [])
+        return subprocess.run(MODELD + args, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def daemon(home):
+    running = RunningDaemon(home)
+    yield running
+    if not os.path.exists(os.path.join(home, "daemon.json")) and os.path.isdir(
+        os.path.join(home, "models")
+    ):
+        running.start(check=False)  # a test killed it: bring it back to stop the models
+    running.stop(models=True)
+    if os.path.exists(os.path.join(home, "daemon.json")):
+        try:
+            os.kill(running.pid, signal.SIGKILL)
+        except (ProcessLookupError, AttributeError):
+            pass

@@ -1,0 +1,216 @@
+"""The pure state machine: events in, actions out, time passed in."""
+
+import pytest
+
+from lib import lifecycle, spec, states
+from lib.lifecycle import Finish, KillAll, Lifecycle, Signal, Spawn
+
+
+def make(policy="on-failure", max_retries=3, start_period=0, probe=None, **restart):
+    body = {
+        "name": "m",
+        "command": ["x"],
+        "restart": dict({"policy": policy, "max_retries": max_retries, "backoff": 1,
+                         "backoff_max": 8, "reset_after": 60}, **restart),
+        "stop": {"timeout": 10},
+        "health": dict({"start_period": start_period}, **(probe or {})),
+    }  # fmt: skip
+    if probe and ("http" in probe or "tcp" in probe):
+        body["port"] = 9000
+    return Lifecycle(spec.parse_spec(body))
+
+
+def started(life, now=0.0, pid=100):
+    assert life.begin(now) == [Spawn()]
+    life.spawned(pid, now)
+    return life
+
+
+def test_backoff_doubles_and_is_capped():
+    delays = [lifecycle.restart_delay(attempt, 1, 8) for attempt in range(1, 7)]
+    assert delays == [1, 2, 4, 8, 8, 8]
+    assert lifecycle.restart_delay(0, 1, 8) == 0
+
+
+def test_start_period_then_running():
+    life = started(make(start_period=2))
+    assert life.status == states.STARTING and not life.ready
+    assert life.next_deadline() == 2
+    assert life.tick(1.9) == [] and life.status == states.STARTING
+    life.tick(2.0)
+    assert life.status == states.RUNNING and life.ready
+
+
+def test_crash_restarts_with_growing_backoff_then_fails():
+    life = started(make(max_retries=3))
+    now, delays = 0.0, []
+    for attempt in range(3):
+        now += 0.5
+        life.exited(1, None, "exit_code", now, leftovers=False)
+        assert life.status == states.BACKOFF
+        delays.append(life.next_start_at - now)
+        assert life.tick(life.next_start_at - 0.01) == []
+        now = life.next_start_at
+        assert life.tick(now) == [Spawn()]
+        life.spawned(200 + attempt, now)
+    assert delays == [1, 2, 4]
+    assert life.restarts == 3
+    actions = life.exited(1, None, "exit_code", now + 0.5, leftovers=False)
+    assert actions == [Finish()]
+    assert life.status == states.FAILED
+    assert "gave up after 3 restarts" in life.reason
+
+
+def test_a_stable_run_resets_the_retry_count():
+    life = started(make(max_retries=1))
+    life.exited(1, None, "exit_code", 1.0, False)
+    life.tick(life.next_start_at)
+    life.spawned(101, 2.0)
+    assert life.retries == 1
+    life.exited(1, None, "exit_code", 2.0 + 61, False)  # ran longer than reset_after
+    assert life.status == states.BACKOFF and life.retries == 1
+
+
+@pytest.mark.parametrize(
+    "policy, code, expected",
+    [
+        ("no", 1, states.EXITED),
+        ("no", 0, states.EXITED),
+        ("on-failure", 0, states.EXITED),
+        ("on-failure", 3, states.BACKOFF),
+        ("always", 0, states.BACKOFF),
+    ],
+)
+def test_restart_policies(policy, code, expected):
+    life = started(make(policy=policy))
+    life.exited(code, None, "x", 1.0, False)
+    assert life.status == expected
+
+
+def test_unlimited_retries():
+    life = started(make(max_retries=None))
+    for attempt in range(50):
+        life.exited(1, None, "x", attempt, False)
+        assert life.status == states.BACKOFF
+        life.tick(life.next_start_at)
+        life.spawned(attempt, life.next_start_at or attempt)
+
+
+def test_stop_signals_then_kills_after_the_grace_period():
+    life = started(make())
+    assert life.request_stop(5, 1.0) == [Signal("SIGTERM")]
+    assert life.status == states.STOPPING
+    assert life.tick(5.9) == []
+    assert life.tick(6.0) == [KillAll()]
+    life.exited(None, "SIGKILL", "stopped", 6.1, leftovers=False)
+    assert life.status == states.STOPPED
+
+
+def test_stopped_only_when_leftovers_are_gone():
+    life = started(make())
+    life.request_stop(None, 1.0)
+    assert life.kill_at == 11.0  # the spec's stop.timeout
+    assert life.exited(0, None, "stopped", 2.0, leftovers=True) == []
+    assert life.status == states.STOPPING
+    assert life.all_gone(3.0) == [Finish()]
+    assert life.status == states.STOPPED
+
+
+def test_leftovers_after_a_crash_are_stopped_before_the_restart():
+    life = started(make())
+    actions = life.exited(1, None, "exit_code", 1.0, leftovers=True)
+    assert actions == [Signal("SIGTERM")] and life.status == states.STOPPING
+    life.all_gone(1.5)
+    assert life.status == states.BACKOFF
+
+
+def test_stop_during_backoff_is_immediate():
+    life = started(make())
+    life.exited(1, None, "x", 1.0, False)
+    assert life.request_stop(None, 1.2) == [Finish()]
+    assert life.status == states.STOPPED
+
+
+def test_manual_restart_resets_backoff():
+    life = started(make())
+    life.exited(1, None, "x", 1.0, False)
+    assert life.retries == 1
+    assert life.request_stop(None, 1.1, restart=True) == [Spawn()]
+    assert life.retries == 0 and life.status == states.STARTING
+
+
+def test_restart_of_a_running_model_goes_through_stopping():
+    life = started(make())
+    assert life.request_stop(None, 1.0, restart=True) == [Signal("SIGTERM")]
+    actions = life.exited(0, None, "stopped", 1.5, leftovers=False)
+    assert actions == [Spawn()] and life.status == states.STARTING
+
+
+def test_spawn_failure_fails_at_once():
+    life = make()
+    life.begin(0.0)
+    assert life.spawn_failed("executable_not_found", "cannot start x", 0.1) == [Finish()]
+    assert life.status == states.FAILED
+    assert life.last_exit["reason"] == "executable_not_found"
+
+
+def test_probe_grace_then_healthy():
+    life = started(make(start_period=10, probe={"http": "/h"}))
+    assert life.health == states.HEALTH_STARTING
+    for now in (1, 2, 3, 4):
+        assert life.probe_result(False, now) == []  # in the start period: not counted
+    life.probe_result(True, 5)
+    assert life.status == states.RUNNING and life.health == states.HEALTHY and life.ready
+
+
+def test_health_timeout_when_never_healthy():
+    life = started(make(start_period=2, probe={"http": "/h", "retries": 3}))
+    assert life.probe_result(False, 3) == []
+    assert life.probe_result(False, 4) == []
+    assert life.probe_result(False, 5) == [Signal("SIGTERM")]
+    assert life.last_exit["reason"] == "health_timeout"
+    life.exited(None, "SIGTERM", "signal", 5.5, False)
+    assert life.status == states.BACKOFF
+    assert life.last_exit["reason"] == "health_timeout"
+
+
+def test_one_slow_probe_does_not_restart_a_busy_model():
+    life = started(make(probe={"http": "/h", "retries": 3}))
+    life.probe_result(True, 1)
+    assert life.probe_result(False, 2) == []
+    life.probe_result(True, 3)
+    assert life.probe_result(False, 4) == [] and life.probe_result(False, 5) == []
+    assert life.status == states.RUNNING and life.health == states.HEALTHY
+    assert life.probe_result(False, 6) == [Signal("SIGTERM")]
+    assert life.last_exit["reason"] == "unhealthy"
+
+
+def test_recovery_per_policy():
+    life = make(policy="no")
+    assert life.recovered(0.0, previous_active=True) == [Finish()]
+    assert life.status == states.EXITED and life.last_exit["reason"] == "monitor_died"
+    life = make(policy="always")
+    assert life.recovered(0.0, previous_active=True) == [Spawn()]
+    assert life.restarts == 1
+    life = make()
+    assert life.recovered(0.0, previous_active=False) == [Finish()]
+    assert life.status == states.STOPPED
+
+
+def test_every_transition_is_recorded_with_its_exit():
+    life = started(make())
+    life.exited(2, None, "exit_code", 1.0, False)
+    events = life.take_events()
+    assert [(event.old, event.new) for event in events] == [
+        (None, states.STARTING),
+        (states.STARTING, states.BACKOFF),
+    ]
+    assert events[1].exit["code"] == 2
+    assert life.take_events() == []
+
+
+def test_illegal_transitions_are_refused():
+    with pytest.raises(states.IllegalTransition):
+        states.check_transition(states.STOPPED, states.RUNNING)
+    with pytest.raises(states.IllegalTransition):
+        states.check_transition(states.BACKOFF, states.RUNNING)
