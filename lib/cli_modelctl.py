@@ -445,7 +445,7 @@ def cmd_status(client, args, out):
                 "  %s  %s -> %s  %s%s\n"
                 % (
                     event["at"],
-                    event.get("from"),
+                    event.get("from") or "new",
                     event["to"],
                     event.get("reason") or "",
                     _cause(event),
@@ -551,7 +551,7 @@ def cmd_events(client, args, out):
             % (
                 event["at"],
                 event["model"],
-                event.get("from"),
+                event.get("from") or "new",
                 event["to"],
                 event.get("reason") or "",
                 _cause(event),

@@ -554,7 +554,8 @@ class Monitor:
             return
         for event in events:
             self._note(
-                _event_level(event), "status %s -> %s: %s" % (event.old, event.new, event.reason)
+                _event_level(event),
+                "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
             )
         self._append_events(events)
         self._publish(durable=True)

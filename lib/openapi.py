@@ -154,6 +154,11 @@ def _schemas():
                     "alive": {"type": "boolean"},
                 },
             },
+            "command": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the argv that runs: {port} resolved, secrets masked",
+            },
             "spec": {"type": "object", "description": "the normalized spec, secrets masked"},
             "purged": {"type": "boolean"},
         },

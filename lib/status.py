@@ -5,6 +5,7 @@ its monitor lives, and the sampled metrics; nothing here touches the machine.
 """
 
 from lib import redact, states, timefmt
+from lib import spec as specs
 
 
 def model_status(deployment, state, monitor, metrics, now_us):
@@ -38,6 +39,7 @@ def model_status(deployment, state, monitor, metrics, now_us):
         "last_exit": _exit(last_exit),
         "metrics": _metrics(metrics, pid is not None, started_at, status, now_us),
         "monitor": {"pid": (current.get("monitor") or {}).get("pid"), "alive": monitor["alive"]},
+        "command": redact.redact_argv(specs.resolve_command(deployment.spec, port)),
         "spec": redact.redact_spec(deployment.spec),
     }
 

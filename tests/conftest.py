@@ -71,6 +71,10 @@ def tag(tmp_path):
     """A marker for model command lines; teardown fails if a tagged process is left."""
     marker = str(tmp_path)
     yield marker
+    # A monitor exits a moment after writing its final state: give stragglers 5 s.
+    deadline = time.monotonic() + 5
+    while processes_tagged(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     leftovers = processes_tagged(marker)
     for pid in leftovers:
         try:
