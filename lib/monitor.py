@@ -468,29 +468,41 @@ class Monitor:
             chunks.append(data)
             if not drain and (len(data) < READ_SIZE or len(chunks) >= 16):
                 break
-        lines = stream.splitter.feed(b"".join(chunks)) if chunks else []
+        lines, partials = stream.splitter.feed_batch(b"".join(chunks)) if chunks else ([], None)
         if eof:
-            lines += stream.splitter.finish()
+            rest = stream.splitter.finish()
+            if rest:
+                partials = (partials or [False] * len(lines)) + [False]
+                lines = lines + [rest[0][0]]
             self._close_stream(stream)
-        self._capture(stream, lines, now)
+        self._capture(stream, lines, partials, now)
 
-    def _capture(self, stream, lines, now):
+    def _capture(self, stream, lines, partials, now):
+        """Level, frame and store a batch of lines of one stream (the hot path)."""
         if not lines:
             return
-        records = []
-        for msg, partial in lines:
-            if stream.continuing_level is not None:
-                level = stream.continuing_level
-            else:
-                level = levels.CODE[stream.tracker.level_of(msg)]
-            stream.continuing_level = level if partial else None
-            records.append((stream.code, level, partial, msg))
-        self.writer.append(records)
+        if partials is None and stream.continuing_level is None:
+            codes = stream.tracker.codes_of(lines)
+        else:
+            codes = self._codes_with_parts(stream, lines, partials or [False] * len(lines))
+        self.writer.append_batch(stream.code, codes, lines, partials)
         if self.prober.pattern is not None:
-            for msg, _ in lines:
+            for msg in lines:
                 self.prober.saw_line(msg, now)
-        for msg, _ in lines[-LAST_LINES:]:
+        for msg in lines[-LAST_LINES:]:
             self.last_lines.append(msg.decode("utf-8", "replace"))
+
+    def _codes_with_parts(self, stream, lines, partials):
+        """Every piece of a line cut at 16 KiB takes the level of its first piece."""
+        codes = []
+        for msg, partial in zip(lines, partials):
+            if stream.continuing_level is None:
+                code = stream.tracker.codes_of([msg])[0]
+            else:
+                code = stream.continuing_level
+            stream.continuing_level = code if partial else None
+            codes.append(code)
+        return codes
 
     def _close_stream(self, stream):
         self.selector.unregister(stream.fd)
@@ -503,7 +515,8 @@ class Monitor:
             now = self.clock()
             self._read(stream, now, drain=True)
             if final and stream.fd in self.streams:
-                self._capture(stream, stream.splitter.finish(), now)
+                rest = stream.splitter.finish()
+                self._capture(stream, [line for line, _ in rest], None, now)
                 self._close_stream(stream)
 
     def _note(self, level, message):

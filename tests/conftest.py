@@ -125,6 +125,42 @@ def api(supervisor):
     )
 
 
+class LiveServer:
+    """The real app on cheroot in this process, on a free port (for streaming tests)."""
+
+    def __init__(self, supervisor, **settings):
+        import threading
+
+        from lib import api as api_module
+        from lib import server as server_module
+
+        self.settings = api_module.Settings(token=TOKEN, version="test", **settings)
+        app = api_module.make_app(supervisor, self.settings)
+        self.server = server_module.ApiServer(app, ("127.0.0.1", 0), "test", threads=12)
+        self.server.bind()
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
+        self.thread.start()
+        self.url = self.server.url
+        self.stopping = False
+
+    def client(self):
+        from lib.client import Client
+
+        return Client(self.url, TOKEN)
+
+    def stop(self):
+        self.stopping = True
+        self.server.stop()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def live(supervisor):
+    server = LiveServer(supervisor, should_stop=lambda: server.stopping, max_followers=4)
+    yield server
+    server.stop()
+
+
 class RunningDaemon:
     """A real ``modeld start`` in the background, for tests of the whole program."""
 

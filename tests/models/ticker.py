@@ -1,11 +1,16 @@
-"""Prints "tick N" every INTERVAL seconds (default 0.05) until stopped: ticker.py [INTERVAL]."""
+"""Prints "tick N" every INTERVAL seconds until stopped: ticker.py [INTERVAL] [--delay S].
+
+With --delay, it stays silent for S seconds first.
+"""
 
 import signal
 import sys
 import time
 
 interval = float(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else 0.05
+delay = float(sys.argv[sys.argv.index("--delay") + 1]) if "--delay" in sys.argv else 0.0
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+time.sleep(delay)
 number = 0
 while True:
     print("tick %d" % number, flush=True)
