@@ -591,7 +591,7 @@ def table(rows, columns, optional, width):
         widths = {col: max([len(col)] + [len(str(row[col])) for row in rows]) for col in columns}
         if sum(widths.values()) + 2 * (len(columns) - 1) <= width:
             break
-    lines = ["  ".join(str(col).ljust(widths[col]) for col in columns).rstrip()]
+    lines = [_clip("  ".join(str(col).ljust(widths[col]) for col in columns).rstrip(), width)]
     for row in rows:
         cells = [str(row[col]).ljust(widths[col]) for col in columns]
         lines.append(_clip("  ".join(cells).rstrip(), width))

@@ -5,6 +5,8 @@ found no running daemon.
 """
 
 import argparse
+import os
+import signal
 import sys
 
 from lib import __version__, config, paths, ratelimit
@@ -152,9 +154,11 @@ def cmd_token(args):
     home = paths.Home(config.DaemonConfig(home=args.home).home)
     if args.action == "rotate":
         token = daemon.write_token(home)
-        if daemon.running_daemon(home) is not None:
+        running = daemon.running_daemon(home)
+        if running and running.get("pid"):
+            os.kill(running["pid"], signal.SIGHUP)  # it re-reads the token at once
             sys.stderr.write(
-                "the running daemon uses the new token after `modeld stop` + `modeld start`\n"
+                "the running daemon (pid %d) now takes only the new token\n" % running["pid"]
             )
         print(token)
         return 0

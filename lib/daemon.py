@@ -135,7 +135,7 @@ class Daemon:
         token = None if self.config.no_auth else ensure_token(home)
         self.supervisor = supervisor.Supervisor(home, self.config.log_defaults)
         limiter = ratelimit.from_setting(self.config.rate_limit)
-        settings = api.Settings(
+        settings = self.settings = api.Settings(
             token=token,
             version=__version__,
             should_stop=self.stopping.is_set,
@@ -201,6 +201,7 @@ class Daemon:
                 number = self.signals.pop(0)
                 if number == signal.SIGHUP:
                     self._reopen_log()
+                    self._reload_token()
                     continue
                 self.stop_models = number == signal.SIGUSR2
                 log.info(
@@ -209,6 +210,11 @@ class Daemon:
                     " and stopping every model" if self.stop_models else "",
                 )
                 return 0
+
+    def _reload_token(self):
+        if self.settings.token is not None:
+            self.settings.token = ensure_token(self.home)
+            log.info("SIGHUP: token re-read")
 
     def _reopen_log(self):
         log.info("SIGHUP: reopening the log")

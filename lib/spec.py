@@ -94,9 +94,18 @@ def resolve_command(spec, port):
     return [arg.replace(PORT_PLACEHOLDER, str(port)) for arg in spec["command"]]
 
 
+# The daemon's own: MODELD_* (its token, its home) and PYTHONHOME, which belongs to
+# the daemon's interpreter and breaks any other Python a model runs.
+_NOT_INHERITED = ("PYTHONHOME",)
+
+
 def model_environment(base, spec, port):
-    """The model's environment: the daemon's, minus modeld's own, plus the spec's and PORT."""
-    env = {key: value for key, value in base.items() if not key.startswith("MODELD_")}
+    """The model's environment: the daemon's (minus its own variables), the spec's, PORT."""
+    env = {
+        key: value
+        for key, value in base.items()
+        if not key.startswith("MODELD_") and key not in _NOT_INHERITED
+    }
     env.update(spec["env"])
     if port is not None:
         env["PORT"] = str(port)

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import MODELD, RunningDaemon, model, processes_tagged, wait_until
-from lib import fsutil, procfs
+from lib import errors, fsutil, procfs
+from lib.client import Client
 
 
 def modeld(*args, timeout=60):
@@ -207,6 +208,37 @@ def test_sighup_reopens_the_log(daemon, home):
     wait_until(lambda: os.path.exists(log_path), message="a new daemon.log")
     daemon.client().list()
     wait_until(lambda: "GET /models 200" in read(log_path), message="the access line")
+
+
+def test_daemon_wide_log_defaults(home, tag):
+    daemon = RunningDaemon(home, ["--log-max-bytes", "4096", "--log-backups", "2"])
+    try:
+        daemon.start()
+        spec = {"name": "m", "command": model("sleeper.py", tag=tag)}
+        assert daemon.client().deploy(spec)["spec"]["logs"] == {"max_bytes": 4096, "backups": 2}
+    finally:
+        daemon.stop(models=True)
+
+
+def test_token_rotation_takes_effect_at_once(daemon, home):
+    daemon.start()
+    old = daemon.client()
+    assert old.info()["name"] == "modeld"
+    result = modeld("token", "rotate", "--home", home)
+    assert result.returncode == 0
+    new_token = result.stdout.strip()
+    assert new_token != daemon.token and len(new_token) >= 40
+
+    def old_refused():
+        try:
+            old.info()
+        except errors.UnauthorizedError:
+            return True
+        return False
+
+    wait_until(old_refused, message="the old token to be refused")
+    assert Client(daemon.url, new_token).info()["name"] == "modeld"
+    assert modeld("token", "--home", home).stdout.strip() == new_token
 
 
 @pytest.mark.parametrize("verb", ["start", "run"])

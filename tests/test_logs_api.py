@@ -212,3 +212,46 @@ def test_modelctl_logs_follow_stops_cleanly_on_ctrl_c(live, tag):
     assert "Traceback" not in errors_text
     ticks = [int(entry["msg"].split()[1]) for entry in lines]
     assert consecutive(ticks)
+
+
+def test_a_long_line_is_split_into_parts(live, tag):
+    client = live.client()
+    spec = {
+        "name": "long",
+        "command": [sys.executable, "-c", "print('a' * 40000); print('after')", "--tag", tag],
+        "restart": {"policy": "no"},
+    }
+    client.deploy(spec)
+    wait_until(lambda: client.get("long")["status"] == "exited")
+    entries = client.logs("long", stream="stdout")["entries"]
+    assert [len(entry["msg"]) for entry in entries] == [16384, 16384, 40000 - 32768, 5]
+    assert [entry.get("partial", False) for entry in entries] == [True, True, False, False]
+    assert "".join(entry["msg"] for entry in entries[:3]) == "a" * 40000
+
+
+def test_a_follower_that_goes_away_frees_its_slot(live, tag):
+    import socket
+
+    client = live.client()
+    deploy(client, tag, "t", "ticker.py", 0.05)
+    followers = [Follower(live.client(), "t") for _ in range(3)]
+    for follower in followers:
+        follower.start()
+    host, port = live.url.split("//")[1].split(":")
+    raw = socket.create_connection((host, int(port)))
+    raw.sendall(
+        b"GET /models/t/logs?follow=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+        % TOKEN.encode()
+    )
+    assert raw.recv(100).startswith(b"HTTP/1.1 200")
+    with pytest.raises(errors.TooManyFollowersError):
+        next(iter(live.client().follow("t")))
+    raw.close()  # the client goes away; the next write tells the server
+
+    def slot_free():
+        try:
+            return next(iter(live.client().follow("t", tail=1)))
+        except errors.TooManyFollowersError:
+            return None
+
+    assert wait_until(slot_free, message="the abandoned follower's slot")

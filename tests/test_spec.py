@@ -1,5 +1,8 @@
 """The spec parser: every kind of bad input names its field; good input is normalized."""
 
+import json
+import os
+
 import pytest
 
 from lib import spec
@@ -53,7 +56,8 @@ def test_stop_signal_is_normalized():
 def test_port_placeholder_and_environment():
     parsed = spec.parse_spec(valid(command=["srv", "--port={port}"], port=8123, env={"X": "1"}))
     assert spec.resolve_command(parsed, 8123) == ["srv", "--port=8123"]
-    env = spec.model_environment({"PATH": "/bin", "MODELD_TOKEN": "secret"}, parsed, 8123)
+    daemon_env = {"PATH": "/bin", "MODELD_TOKEN": "secret", "PYTHONHOME": "/opt/py39"}
+    env = spec.model_environment(daemon_env, parsed, 8123)
     assert env == {"PATH": "/bin", "X": "1", "PORT": "8123"}
 
 
@@ -112,3 +116,29 @@ def test_bad_specs_name_the_field(case, body, field):
     assert raised.value.field == field
     assert raised.value.details["field"] == field
     assert field in raised.value.message
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+@pytest.mark.parametrize(
+    "name, probe",
+    [
+        ("vllm.json", "/health"),
+        ("llama-server.json", "/health"),
+        ("mlflow.json", "/health"),
+        ("bentoml.json", "/readyz"),
+        ("generic-script.json", None),
+        ("tiny-model.json", "/health"),
+    ],
+)
+def test_example_specs_are_valid(name, probe):
+    with open(os.path.join(EXAMPLES, name)) as handle:
+        body = json.load(handle)
+    if body.get("cwd") == ".":
+        body["cwd"] = EXAMPLES  # modelctl resolves it against the file
+    parsed = spec.parse_spec(body)
+    assert parsed["port"] == "auto"
+    assert parsed["health"].get("http") == probe
+    if spec.probe_kind(parsed["health"]) == "http":
+        assert spec.PORT_PLACEHOLDER in " ".join(parsed["command"])  # the server is told its port

@@ -1,0 +1,241 @@
+"""modelctl through main(argv) against a real daemon: output, --json shapes, exit codes."""
+
+import io
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from conftest import model, wait_until
+from lib import cli_modelctl
+
+
+@pytest.fixture
+def ctl(daemon):
+    daemon.start()
+
+    def run(*args, stdin=None):
+        out, err = io.StringIO(), io.StringIO()
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        try:
+            code = cli_modelctl.main(
+                ["--host", daemon.url, "--token", daemon.token] + list(args), out, err
+            )
+        finally:
+            sys.stdin = sys.__stdin__
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
+def test_unreachable_daemon_is_exit_3_with_a_hint():
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_modelctl.main(["--host", "http://127.0.0.1:9", "ps"], out, err)
+    assert code == 3
+    assert err.getvalue().startswith(
+        "modelctl: modeld is not running at http://127.0.0.1:9: start it with `modeld start`"
+    )
+    assert "Traceback" not in err.getvalue() and out.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["frobnicate"], "invalid choice"),
+        (["deploy"], "deploy needs NAME and a command"),
+        (["deploy", "x", "--port", "eighty", "--", "sleep", "1"], "--port takes auto or a number"),
+        (["deploy", "x", "--env", "NOEQUALS", "--", "sleep", "1"], "--env takes KEY=VALUE"),
+        (["deploy", "-f", "/nonexistent.json"], "cannot read /nonexistent.json"),
+        (["logs"], "required"),
+    ],
+)
+def test_bad_arguments_are_exit_2(args, message, capsys):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_modelctl.main(["--host", "http://127.0.0.1:9"] + args, out, err)
+    assert code == 2
+    assert message in err.getvalue() + capsys.readouterr().err
+
+
+def test_deploy_with_flags_ps_status_stop_start_restart_rm(ctl, tag, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = ctl(
+        "deploy",
+        "web",
+        "--port",
+        "auto",
+        "--env",
+        "MODE=fast",
+        "--env",
+        "API_TOKEN=s3cret",
+        "--label",
+        "team=ml",
+        "--restart",
+        "always",
+        "--stop-timeout",
+        "5",
+        "--start-period",
+        "0",
+        "--",
+        *model("sleeper.py", "--port", "{port}", tag=tag),
+    )
+    assert code == 0 and out.startswith("deployed web: ") and "http://127.0.0.1:" in out
+    code, out, _ = ctl("--json", "status", "web")
+    status = json.loads(out)
+    assert status["spec"]["cwd"] == str(tmp_path)  # the current directory by default
+    assert status["spec"]["env"] == {"MODE": "fast", "API_TOKEN": "***"}
+    assert (
+        status["spec"]["labels"] == {"team": "ml"}
+        and status["spec"]["restart"]["policy"] == "always"
+    )
+    port_flag = status["command"].index("--port")
+    assert status["command"][port_flag + 1] == str(status["port"])  # {port} resolved
+    assert [event["to"] for event in status["events"]][:1] == ["starting"]
+    wait_until(lambda: json.loads(ctl("--json", "status", "web")[1])["status"] == "running")
+    code, out, _ = ctl("ps")
+    header, row = out.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "STATUS", "HEALTH"] and row.split()[:2] == [
+        "web",
+        "running",
+    ]
+    code, out, _ = ctl("status", "web")
+    assert "status    running (ready)" in out and "recent events:" in out and "-> running" in out
+    code, out, _ = ctl("stop", "web", "--timeout", "5")
+    assert (code, out) == (0, "web: stopped\n")
+    assert "(no running models)" in ctl("ps")[1]
+    assert "web" in ctl("ps", "-a")[1]
+    code, out, _ = ctl("start", "web", "--json")
+    assert code == 0 and json.loads(out)["status"] in ("starting", "running")
+    code, out, _ = ctl("restart", "web")
+    assert code == 0 and out.startswith("web: ")
+    code, out, _ = ctl("rm", "web")
+    assert (code, out) == (0, "web: stopped (removed with its logs)\n")
+    assert ctl("status", "web")[0] == 4
+
+
+def test_deploy_from_a_spec_file_and_stdin(ctl, tag, tmp_path):
+    spec = {"name": "fromfile", "command": model("sleeper.py", tag=tag), "cwd": "."}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    code, out, _ = ctl("--json", "deploy", "-f", str(path))
+    assert code == 0 and json.loads(out)["spec"]["cwd"] == str(tmp_path)  # relative to the file
+    spec["name"] = "fromstdin"
+    code, out, _ = ctl("deploy", "-f", "-", stdin=json.dumps(spec))
+    assert code == 0 and out.startswith("deployed fromstdin")
+    assert json.loads(ctl("--json", "ps")[1])["models"][0]["name"] == "fromfile"
+
+
+def test_daemon_errors_are_one_line_with_their_code(ctl, tag):
+    ctl("deploy", "dup", "--", *model("sleeper.py", tag=tag))
+    code, _, err = ctl("deploy", "dup", "--", *model("sleeper.py", tag=tag))
+    assert code == 1
+    assert re.fullmatch(
+        r"modelctl: already_running: model 'dup' is (starting|running): stop it first, "
+        r"or choose another name\n",
+        err,
+    )
+    code, _, err = ctl("deploy", "bad", "--", "no-such-program-xyz")
+    assert code == 1 and err.startswith(
+        "modelctl: validation_error: command[0]: executable 'no-such-program-xyz'"
+    )
+    code, _, err = ctl("status", "ghost")
+    assert code == 4 and err == "modelctl: model_not_found: no model named 'ghost'\n"
+
+
+def test_deploy_wait_shows_progress_until_ready(ctl, tag):
+    code, out, _ = ctl(
+        "deploy",
+        "web",
+        "--port",
+        "auto",
+        "--health-http",
+        "/health",
+        "--wait",
+        "--timeout",
+        "30",
+        "--",
+        *model("http_model.py", "{port}", "0.5", tag=tag),
+    )
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("web: starting (health starting)")
+    assert lines[-2].startswith("web: running (health healthy)")
+    assert lines[-1].startswith("ready at http://127.0.0.1:")
+
+
+def test_deploy_wait_of_a_crashing_model_is_exit_5_with_its_last_lines(ctl, tag):
+    code, out, _ = ctl(
+        "deploy",
+        "crash",
+        "--restart",
+        "no",
+        "--wait",
+        "--",
+        *model("crasher.py", 3, "--say", "ModuleNotFoundError: No module named 'vllm'", tag=tag),
+    )
+    assert code == 5
+    assert "last exit: code 3, reason import_error" in out
+    assert "  | ModuleNotFoundError: No module named 'vllm'" in out
+
+
+def test_logs(ctl, tag):
+    ctl("deploy", "f", "--restart", "no", "--", *model("flood.py", 30, tag=tag))
+    wait_until(lambda: "exited" in ctl("ps", "-a")[1])
+    code, out, _ = ctl("logs", "f", "-n", "3", "--stream", "stdout")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[-1].split()[1:4] == ["stdout", "INFO", "00000029"]
+    code, out, _ = ctl("logs", "f", "--stream", "stdout", "--json", "--grep", "00000007")
+    assert [json.loads(line)["msg"].split()[0] for line in out.splitlines()] == ["00000007"]
+    code, out, _ = ctl("logs", "f", "--level", "error")
+    assert code == 0 and out == ""
+    code, _, err = ctl("logs", "f", "--since", "yesterday")
+    assert code == 1 and err.startswith("modelctl: validation_error: since:")
+
+
+def test_version_and_events(ctl, daemon, tag):
+    code, out, _ = ctl("--json", "version")
+    versions = json.loads(out)
+    assert versions["client"] == versions["daemon"] and versions["host"] == daemon.url
+    ctl("deploy", "e", "--", *model("sleeper.py", tag=tag))
+    code, out, _ = ctl("events", "e")
+    assert code == 0 and "e" in out and "new -> starting" in out
+    assert json.loads(ctl("--json", "events")[1])["events"][0]["model"] == "e"
+
+
+def test_tables_fit_the_terminal():
+    rows = [
+        {
+            "NAME": "a-very-long-model-name",
+            "STATUS": "running",
+            "PID": 1,
+            "REASON": "healthy and fine",
+        }
+    ]
+    columns, optional = ["NAME", "STATUS", "PID", "REASON"], ["REASON", "PID"]
+    wide = cli_modelctl.table(rows, columns, optional, 120)
+    assert "REASON" in wide
+    fits = cli_modelctl.table(rows, columns, optional, 36)
+    assert "REASON" not in fits and "PID" in fits  # NAME, STATUS, PID: exactly 36 columns
+    narrow = cli_modelctl.table(rows, columns, optional, 33)
+    assert "REASON" not in narrow and "PID" not in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 33
+    tiny = cli_modelctl.table(rows, columns, optional, 20)
+    assert max(len(line) for line in tiny.splitlines()) <= 20
+
+
+@pytest.mark.parametrize(
+    "seconds, text", [(None, "-"), (5, "5s"), (187, "3m07s"), (18720, "5h12m"), (183600, "2d03h")]
+)
+def test_durations(seconds, text):
+    assert cli_modelctl.human_duration(seconds) == text
+
+
+def test_every_verb_is_in_the_readme():
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as handle:
+        readme = handle.read()
+    verbs = cli_modelctl.build_parser()._subparsers._group_actions[0].choices
+    for verb in verbs:
+        assert "modelctl %s" % verb in readme, "README does not show `modelctl %s`" % verb
