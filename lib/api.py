@@ -26,6 +26,8 @@ access_log = logging.getLogger("modeld.access")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY = 1024 * 1024
+MAX_URL = 8 * 1024
+MAX_HEADERS = 16 * 1024
 MAX_FOLLOWERS = 16
 WAIT_TIMEOUT_MAX = 86400
 
@@ -83,9 +85,6 @@ class JsonPlugin:
         def wrapper(*args, **kwargs):
             request_id = bottle.request.environ.get("modeld.request_id")
             try:
-                # Throttle first, so guessing the token is throttled too.
-                if settings.rate_limiter is not None:
-                    settings.rate_limiter.check(bottle.request.environ)
                 if needs_auth:
                     _authenticate(settings)
                 result = callback(*args, **kwargs)
@@ -147,10 +146,17 @@ def _default_error(http_error):
 
 
 class RequestContext:
-    """WSGI middleware: request id, ``X-Request-Id`` on every response, the access log."""
+    """WSGI middleware around every request, bottle's own errors included.
 
-    def __init__(self, app):
+    Gives it a request id (``X-Request-Id`` on the response), refuses an
+    oversized URL or header block and a client over its rate (in the JSON error
+    shape, before any routing: throttling also covers token guessing and 404
+    floods), and writes the access log line.
+    """
+
+    def __init__(self, app, rate_limiter=None):
         self.app = app
+        self.rate_limiter = rate_limiter
 
     def __call__(self, environ, start_response):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
@@ -164,8 +170,37 @@ class RequestContext:
             headers.append(("X-Request-Id", request_id))
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, start)
+        try:
+            self._admit(environ)
+        except errors.ModeldError as refused:
+            body = _refusal(refused, start)
+        else:
+            body = self.app(environ, start)
         return _Finished(body, lambda: _access(environ, seen, started, request_id))
+
+    def _admit(self, environ):
+        if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL:
+            raise errors.UriTooLongError("the URL is longer than %d bytes" % MAX_URL, limit=MAX_URL)
+        size = sum(
+            len(key) + len(value) for key, value in environ.items() if key.startswith("HTTP_")
+        )
+        if size > MAX_HEADERS:
+            raise errors.HeadersTooLargeError(
+                "the headers are larger than %d bytes" % MAX_HEADERS, limit=MAX_HEADERS
+            )
+        if self.rate_limiter is not None:
+            self.rate_limiter.check(environ)
+
+
+def _refusal(error, start):
+    payload = to_json(error.to_dict()).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    headers += list(error.headers.items())
+    start("%d %s" % (error.status, _REASONS.get(error.status, "Error")), headers)
+    return [payload]
+
+
+_REASONS = {414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
 
 
 class _Finished:
@@ -211,6 +246,8 @@ def query_params(allowed):
             raise errors.ValidationError(key, "unknown parameter (%s)" % hint)
         if key in params:
             raise errors.ValidationError(key, "given more than once")
+        if value == "":
+            raise errors.ValidationError(key, "must not be empty")
         params[key] = value
     return params
 
@@ -237,7 +274,7 @@ def boolean(params, key):
     value = params.get(key, "false").lower()
     if value in ("true", "1", "yes"):
         return True
-    if value in ("false", "0", "no", ""):
+    if value in ("false", "0", "no"):
         return False
     raise errors.ValidationError(key, "must be true or false")
 
@@ -274,7 +311,7 @@ def cause():
 def make_app(supervisor, settings):
     """The WSGI application: the Bottle app wrapped in ``RequestContext``."""
     app = bottle.Bottle(catchall=True)
-    app.config["json.enable"] = False  # dicts are serialized by JsonPlugin
+    app.uninstall(True)  # bottle's own JSON and template plugins: JsonPlugin does the work
     app.default_error_handler = _default_error
     app.install(JsonPlugin(settings))
     followers = _FollowerCount(settings.max_followers)
@@ -324,7 +361,7 @@ def make_app(supervisor, settings):
     def list_models():
         params = query_params(("status",))
         wanted = None
-        if params.get("status"):
+        if "status" in params:
             wanted = set(params["status"].split(","))
             unknown = wanted - set(states.STATUSES)
             if unknown:
@@ -364,7 +401,8 @@ def make_app(supervisor, settings):
     def model_logs(name):
         name = model_name(name)
         supervisor.record(name)  # 404 before parsing parameters
-        query = logquery.parse_log_query(dict(bottle.request.query.allitems()), timefmt.now_us())
+        params = query_params(logquery.PARAMETERS)
+        query = logquery.parse_log_query(params, timefmt.now_us())
         reader = logread.LogReader(supervisor.home.model(name).logs)
         if query.follow:
             return _follow(supervisor, settings, followers, name, reader, query)
@@ -383,7 +421,7 @@ def make_app(supervisor, settings):
         params = query_params(("limit", "since"))
         return {"events": supervisor.events(None, **_event_filters(params))}
 
-    return RequestContext(app)
+    return RequestContext(app, settings.rate_limiter)
 
 
 def _event_filters(params):

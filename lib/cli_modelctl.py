@@ -39,6 +39,9 @@ def build_parser():
     parser.add_argument(
         "--token", help="API token (default: $MODELD_TOKEN, else the token file in the home)"
     )
+    parser.add_argument(
+        "--cacert", help="CA certificate for an https:// daemon (default: $MODELD_CACERT)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
@@ -154,7 +157,7 @@ def main(argv=None, out=None, err=None):
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
     args.command = command
     try:
-        client = Client(args.host, args.token)
+        client = Client(args.host, args.token, cafile=args.cacert)
         return globals()["cmd_" + args.verb](client, args, out) or EXIT_OK
     except UsageError as error:
         err.write("modelctl: %s\n" % error)

@@ -88,12 +88,18 @@ def resolve_token(token=None, environ=None):
 
 
 class Client:
-    """One method per endpoint. ``host``: an http(s) URL, or a Unix socket path."""
+    """One method per endpoint.
 
-    def __init__(self, host=None, token=None, timeout=60.0, environ=None):
+    ``host``: an http(s) URL or a Unix socket path; ``cafile`` (else
+    ``$MODELD_CACERT``): the CA that signed an https daemon's certificate.
+    """
+
+    def __init__(self, host=None, token=None, timeout=60.0, environ=None, cafile=None):
+        environ = os.environ if environ is None else environ
         self.host = resolve_host(host, environ)
         self.token = resolve_token(token, environ)
         self.timeout = timeout
+        cafile = cafile or environ.get("MODELD_CACERT")
         socket_path = _socket_path(self.host)
         if socket_path is not None:
             self.base = "unix://localhost"
@@ -102,7 +108,13 @@ class Client:
             self.base = self.host.rstrip("/")
             if "://" not in self.base:
                 self.base = "http://" + self.base
-            self.opener = urllib.request.build_opener(_NoRedirect)
+            handlers = [_NoRedirect]
+            if cafile and self.base.startswith("https:"):
+                import ssl  # only for HTTPS: it is slow to import
+
+                context = ssl.create_default_context(cafile=cafile)
+                handlers.append(urllib.request.HTTPSHandler(context=context))
+            self.opener = urllib.request.build_opener(*handlers)
 
     # -- transport -----------------------------------------------------------
 

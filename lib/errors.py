@@ -102,6 +102,16 @@ class PayloadTooLargeError(ModeldError):
     status = 413
 
 
+class UriTooLongError(ModeldError):
+    code = "uri_too_long"
+    status = 414
+
+
+class HeadersTooLargeError(ModeldError):
+    code = "headers_too_large"
+    status = 431
+
+
 class RateLimitedError(ModeldError):
     code = "rate_limited"
     status = 429

@@ -54,9 +54,11 @@ Page = collections.namedtuple("Page", "entries next_seq has_more skipped")
 
 def parse_log_query(params, now_us):
     """Validate query parameters (a mapping of str to str) into a ``LogQuery``."""
-    for key in params:
+    for key, value in params.items():
         if key not in PARAMETERS:
             raise ValidationError(key, "unknown parameter (allowed: %s)" % ", ".join(PARAMETERS))
+        if value == "":
+            raise ValidationError(key, "must not be empty")
     since = _moment(params, "since", now_us)
     until = _moment(params, "until", now_us)
     if since is not None and until is not None and since > until:

@@ -13,13 +13,15 @@ _ERROR_STATUSES = {
     405: "Method not allowed on this path",
     409: "Conflict: the model is already running, busy, or its port is in use",
     413: "Request body too large",
+    414: "URL too long",
     422: "The model exited or failed before it was ready (wait=true)",
     429: "Rate limited; see Retry-After",
+    431: "Request headers too large",
     500: "Internal error; details.request_id finds it in the daemon log",
     503: "Shutting down, or too many log followers; see Retry-After",
     504: "wait=true timed out while the model was still starting",
 }
-_COMMON = (401, 405, 429, 500)
+_COMMON = (401, 405, 414, 429, 431, 500)
 
 
 def _ref(name):
@@ -258,7 +260,19 @@ def _param(name, description, schema=None, where="query", required=False):
     }
 
 
-_NAME = _param("name", "the model's name", {"type": "string"}, "path", True)
+NAME_EXAMPLE = "tiny"
+_NAME = _param(
+    "name",
+    "the model's name",
+    {"type": "string", "pattern": spec.NAME_PATTERN.pattern, "example": NAME_EXAMPLE},
+    "path",
+    True,
+)
+_STATUS_LIST = {"type": "string", "pattern": "^(%s)(,(%s))*$" % (("|".join(states.STATUSES),) * 2)}
+_LEVEL_NAMES = "|".join(levels.LEVELS)
+_LEVEL = {"type": "string", "pattern": "^(%s)?(\\.\\.(%s)?)?$" % (_LEVEL_NAMES, _LEVEL_NAMES)}
+_STREAMS = "stdout|stderr|modeld|both|all"
+_STREAM = {"type": "string", "pattern": "^(%s)(,(%s))*$" % (_STREAMS, _STREAMS)}
 _BOOL = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
 
 
@@ -266,9 +280,12 @@ def _json(schema_name):
     return {"application/json": {"schema": _ref(schema_name)}}
 
 
-def _operation(summary, ok, statuses, parameters=(), body=None, ok_status=200, content=None):
+def _operation(
+    summary, ok, statuses, parameters=(), body=None, ok_status=200, content=None, auth=True
+):
     responses = {str(ok_status): {"description": "OK", "content": content or _json(ok)}}
-    for status in sorted(set(statuses) | set(_COMMON)):
+    common = set(_COMMON) if auth else set(_COMMON) - {401}
+    for status in sorted(set(statuses) | common):
         responses[str(status)] = {"description": _ERROR_STATUSES[status], "content": _json("Error")}
     operation = {"summary": summary, "parameters": list(parameters), "responses": responses}
     if body:
@@ -281,9 +298,15 @@ def _log_parameters():
         _NAME,
         _param("since", "inclusive start: RFC 3339, epoch seconds, or relative (30s, 10m, 2h)"),
         _param("until", "inclusive end, same forms as since"),
-        _param("level", "minimum level (warning = warning and above) or a range info..error"),
-        _param("stream", "stdout, stderr, modeld, both (stdout+stderr) or all (default)"),
-        _param("grep", "substring; case-insensitive when all lower-case"),
+        _param(
+            "level", "minimum level (warning = warning and above) or a range info..error", _LEVEL
+        ),
+        _param("stream", "stdout, stderr, modeld, both (stdout+stderr) or all (default)", _STREAM),
+        _param(
+            "grep",
+            "substring; case-insensitive when all lower-case",
+            {"type": "string", "minLength": 1, "maxLength": logquery.MAX_GREP},
+        ),
         _param("tail", "the last N entries of the window", _number(0, logquery.MAX_TAIL, True)),
         _param("limit", "page size (default 100)", _number(1, logquery.MAX_LIMIT, True)),
         _param("cursor", "next_cursor of the previous page"),
@@ -310,6 +333,7 @@ def paths():
                     "Error",
                     (),
                     content={"application/json": {"schema": health}},
+                    auth=False,
                 ),
                 security=[],
             )
@@ -347,7 +371,7 @@ def paths():
                 "List models",
                 "ModelList",
                 (400,),
-                [_param("status", "comma-separated statuses to keep")],
+                [_param("status", "comma-separated statuses to keep", _STATUS_LIST)],
             ),
         },
         "/models/{name}": {

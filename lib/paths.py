@@ -39,9 +39,14 @@ class Home:
         self.token = os.path.join(self.root, "token")
         self.daemon_log = os.path.join(self.root, "daemon.log")
         self.models = os.path.join(self.root, "models")
+        self._models = {}
 
     def model(self, name):
-        return ModelPaths(os.path.join(self.models, name))
+        """The paths of one model (made once per name: this is on every request's path)."""
+        found = self._models.get(name)
+        if found is None:
+            found = self._models[name] = ModelPaths(os.path.join(self.models, name))
+        return found
 
     def model_names(self):
         try:

@@ -6,9 +6,11 @@ worker threads: never fork after it), ``serve()`` on one thread, ``stop()``
 from another. The only module that imports cheroot.
 """
 
+import errno
 import grp
 import logging
 import os
+import socket
 
 import cheroot.wsgi
 
@@ -53,6 +55,9 @@ class ApiServer:
             shutdown_timeout=10,
         )
         self.server.max_request_header_size = MAX_HEADER_BYTES
+        # cheroot keeps only 10 idle keep-alive connections by default: too few for a
+        # fleet of pollers, which would then pay a new connection per request.
+        self.server.keep_alive_conn_limit = max(256, 4 * threads)
         if max_body:
             # The app gives the friendly 413; this is the backstop for chunked bodies.
             self.server.max_request_body_size = max_body + 64 * 1024
@@ -64,6 +69,7 @@ class ApiServer:
     def bind(self):
         """Bind and start the worker threads; raises ``OSError`` (port in use, ...)."""
         if self.unix:
+            _refuse_live_socket(self.server.bind_addr)
             previous = os.umask(0o177)
             try:
                 self.server.prepare()
@@ -100,6 +106,20 @@ class ApiServer:
                 os.unlink(self.server.bind_addr)
             except FileNotFoundError:
                 pass
+
+
+def _refuse_live_socket(path):
+    """cheroot deletes an existing socket file before binding: never steal a live one."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # a stale file from a crash: replacing it is right
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, "another process is listening on %s" % path)
 
 
 def _trust_unix(app):

@@ -44,6 +44,7 @@ from lib import spec as specs
 log = logging.getLogger("modeld.supervisor")
 
 RECONCILE_INTERVAL = 1.0
+LAUNCH_POLL = 0.005
 MONITOR_START_TIMEOUT = 15.0
 MONITOR_START_ATTEMPTS = 3
 RECOVERY_LIMIT = 5
@@ -64,6 +65,18 @@ def monitor_command(home, name, run, recover):
     return command + (["--recover"] if recover else [])
 
 
+class Launch:
+    """A monitor on its way up: its launcher process and the Future of the outcome."""
+
+    def __init__(self, popen, name, run, recover):
+        self.popen = popen
+        self.name = name
+        self.run = run
+        self.recover = recover
+        self.deadline = time.monotonic() + MONITOR_START_TIMEOUT
+        self.outcome = concurrent.futures.Future()
+
+
 class Supervisor:
     def __init__(self, home, log_defaults=None, environ=None, sample_interval=None):
         self.home = home
@@ -72,6 +85,7 @@ class Supervisor:
         self.environ = dict(os.environ if environ is None else environ)
         self.records = {}
         self.failures = {}  # name -> why its monitor could not start
+        self.launching = {}  # name -> Launch, while a monitor comes up
         self.start_attempts = {}
         self.recoveries = {}  # name -> times its monitor was replaced recently
         self.name_locks = {}
@@ -91,6 +105,9 @@ class Supervisor:
         self.records = self.registry.load_all()
         self.thread.start()
         self._call(self._reconcile)
+        # Ready means every model has a live monitor again: wait for the replacements.
+        outcomes = self._call(lambda: [launch.outcome for launch in self.launching.values()])
+        concurrent.futures.wait(outcomes, timeout=MONITOR_START_TIMEOUT + 10)
         self.sampler.start()
 
     def shutdown(self, stop_models=False, timeout=None):
@@ -114,15 +131,22 @@ class Supervisor:
         next_reconcile = time.monotonic() + RECONCILE_INTERVAL
         while not self.stopping.is_set():
             timeout = max(0.0, next_reconcile - time.monotonic())
+            if self.launching:
+                timeout = min(timeout, LAUNCH_POLL)
             try:
                 command = self.commands.get(timeout=timeout)
             except queue.Empty:
                 command = None
             if command is not None:
                 command()
+            self._guarded(self._poll_launches)
             if time.monotonic() >= next_reconcile and not self.stopping.is_set():
                 self._guarded(self._reconcile)
                 next_reconcile = time.monotonic() + RECONCILE_INTERVAL
+        deadline = time.monotonic() + MONITOR_START_TIMEOUT
+        while self.launching and time.monotonic() < deadline:
+            self._poll_launches()  # reap the launchers still running: no zombie, no warning
+            time.sleep(LAUNCH_POLL)
 
     def _guarded(self, function):
         try:
@@ -294,10 +318,12 @@ class Supervisor:
         return self.describe(name)
 
     def _launch(self, name, recover):
+        """Start a monitor and wait until it holds its lock (or could not start)."""
         self.failures.pop(name, None)
         self.recoveries.pop(name, None)
         self.start_attempts[name] = 0
-        self._call(self._spawn_monitor, name, recover)
+        outcome = self._call(self._spawn_monitor, name, recover)
+        return outcome.result(timeout=MONITOR_START_TIMEOUT + 10)
 
     def start_model(self, name, cause=None):
         lock = self._exclusive(name)
@@ -344,7 +370,9 @@ class Supervisor:
             self.registry.save(record)
             control_id = self._send_control(name, "stop", timeout, cause)
             if control_id is None and self._needs_cleanup(name):
-                self._call(self._spawn_monitor, name, True)
+                self._call(self._spawn_monitor, name, True).result(
+                    timeout=MONITOR_START_TIMEOUT + 10
+                )
         finally:
             lock.release()
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
@@ -452,7 +480,15 @@ class Supervisor:
     # -- the supervisor thread ---------------------------------------------------
 
     def _spawn_monitor(self, name, recover):
-        """Start a monitor; True once it holds its lock (it detaches: never our child)."""
+        """Start a monitor (supervisor thread only); a Future of True once it holds its lock.
+
+        The monitor detaches, so the process started here is a short-lived
+        launcher; the loop polls it instead of waiting, so that many monitors
+        (a restore after a reboot, concurrent deploys) come up side by side.
+        """
+        pending = self.launching.get(name)
+        if pending is not None:
+            return pending.outcome
         record = self.record(name)
         model_paths = self.home.model(name)
         fsutil.ensure_directory(model_paths.root)
@@ -469,17 +505,32 @@ class Supervisor:
                 cwd="/",
                 env=self.environ,
             )
-        try:
-            code = launcher.wait(timeout=MONITOR_START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-            code = launcher.wait()
+        launch = self.launching[name] = Launch(launcher, name, record.run, recover)
+        return launch.outcome
+
+    def _poll_launches(self):
+        for launch in list(self.launching.values()):
+            code = launch.popen.poll()
+            if code is None:
+                if time.monotonic() < launch.deadline:
+                    continue
+                launch.popen.kill()
+                code = launch.popen.wait()
+            del self.launching[launch.name]
+            launch.outcome.set_result(self._launched(launch, code))
+
+    def _launched(self, launch, code):
+        name = launch.name
         if code in (0, EXIT_LOCKED):
-            log.info("monitor of %r is up (run %d%s)", name, record.run,
-                     ", recovering" if recover else "")  # fmt: skip
+            log.info(
+                "monitor of %r is up (run %d%s)",
+                name,
+                launch.run,
+                ", recovering" if launch.recover else "",
+            )
             return True
         self.start_attempts[name] = self.start_attempts.get(name, 0) + 1
-        tail = _tail(model_paths.monitor_log)
+        tail = _tail(self.home.model(name).monitor_log)
         log.error("the monitor of %r did not start (exit %s): %s", name, code, tail)
         if self.start_attempts[name] >= MONITOR_START_ATTEMPTS:
             self.failures[name] = "its monitor could not start: %s" % tail
@@ -517,7 +568,7 @@ class Supervisor:
 
     def _reconcile_one(self, name):
         record = self.record(name)
-        if self.monitor_alive(name) or self.failures.get(name):
+        if name in self.launching or self.monitor_alive(name) or self.failures.get(name):
             return
         state = self.read_state(name)
         fresh = state is not None and state.get("run") == record.run

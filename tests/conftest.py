@@ -164,9 +164,10 @@ def live(supervisor):
 class RunningDaemon:
     """A real ``modeld start`` in the background, for tests of the whole program."""
 
-    def __init__(self, home, extra=()):
+    def __init__(self, home, extra=(), rate_limit="off"):
         self.home = home
-        self.extra = list(extra)
+        # Tests poll every 20 ms, which is the default limit: off, unless a test is about it.
+        self.extra = list(extra) + (["--rate-limit", rate_limit] if rate_limit else [])
 
     def start(self, check=True):
         result = subprocess.run(

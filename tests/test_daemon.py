@@ -1,6 +1,7 @@
 """The whole program: ``modeld start|stop|status|run``, kill -9 and restart, signals."""
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -154,8 +155,13 @@ def test_a_monitor_that_died_while_the_daemon_was_down_is_replaced(daemon, tag):
     wait_until(lambda: not procfs.alive(body["pid"]), message="the model to follow its monitor")
     daemon.start()
     client = daemon.client()
-    replaced = wait_until(lambda: running_pids(client).get("a"), message="a replacement model")
-    assert replaced != body["pid"]
+
+    def replacement():
+        pid = running_pids(client).get("a")
+        return pid if pid not in (None, body["pid"]) else None
+
+    replaced = wait_until(replacement, message="a replacement model")
+    assert procfs.alive(replaced)
     assert client.get("a")["last_exit"]["reason"] == "monitor_died"
     assert len(processes_tagged(tag)) == 3  # daemon, monitor, model
 
@@ -245,3 +251,23 @@ def test_token_rotation_takes_effect_at_once(daemon, home):
 def test_bad_flags_are_usage_errors(home, verb):
     result = modeld(verb, "--home", home, "--tls-cert", "/nonexistent")
     assert result.returncode == 2 and "--tls-cert and --tls-key go together" in result.stderr
+
+
+def test_the_daemon_log_rotates_by_size(tmp_path):
+    from lib.daemon import DaemonLogHandler
+
+    path = str(tmp_path / "daemon.log")
+    handler = DaemonLogHandler(path, maxBytes=1000, backupCount=2)
+    logger = logging.getLogger("rotation-test")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for number in range(100):
+            logger.warning("line %03d %s", number, "x" * 40)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert sorted(os.listdir(tmp_path)) == ["daemon.log", "daemon.log.1", "daemon.log.2"]
+    for name in os.listdir(tmp_path):
+        assert os.path.getsize(tmp_path / name) <= 1000 + 60
+    assert read(path).splitlines()[-1].startswith("line 099")

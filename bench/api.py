@@ -1,0 +1,197 @@
+"""API throughput and latency, at 1 and 10 concurrent clients, next to supervisord's XML-RPC.
+
+  GET /models/{name}                    one model's status
+  GET /models                           100 models deployed
+  deploy + stop                         POST /models then DELETE, a cycle per client
+  supervisord getProcessInfo            XML-RPC on supervisord 4.x's HTTP server, one program
+
+Clients are processes with one keep-alive connection each (bench/load.py); the
+daemon runs with --rate-limit off. Targets (issue 6): >= 2,000 req/s for
+GET /models/{name} at 10 clients on 2 cores, p99 under 20 ms, >= 2x supervisord.
+
+    python3 bench/api.py [--seconds 5] [--skip-supervisord]
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import load
+from common import Daemon, header, median, percentile
+
+MODELS = 100
+
+
+def show(name, clients, rps, latencies, errors, statuses):
+    print(
+        "%-30s %2d client%s  %7.0f req/s   p50 %6.2f ms   p99 %6.2f ms%s"
+        % (
+            name,
+            clients,
+            " " if clients == 1 else "s",
+            rps,
+            1000 * median(latencies),
+            1000 * percentile(latencies, 0.99),
+            ""
+            if not errors and set(statuses) <= {200}
+            else "   errors %d statuses %s" % (errors, statuses),
+        )
+    )
+
+
+def deploy_stop_worker(host, port, token, client, duration, results):
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    spec = json.dumps(
+        {"name": "cycle-%d" % client, "command": ["sleep", "100000"], "stop": {"timeout": 5}}
+    )
+    cycles, deadline = [], time.monotonic() + duration
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        connection.request("POST", "/models", spec, headers)
+        created = connection.getresponse()
+        created.read()
+        connection.request("DELETE", "/models/cycle-%d" % client, headers=headers)
+        stopped = connection.getresponse()
+        stopped.read()
+        if created.status != 201 or stopped.status != 200:
+            raise SystemExit("cycle failed: %d %d" % (created.status, stopped.status))
+        cycles.append(time.perf_counter() - started)
+    results.put(cycles)
+
+
+def deploy_stop(daemon, clients, duration):
+    results = multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(
+            target=deploy_stop_worker,
+            args=(daemon.host, daemon.port, daemon.token, n, duration, results),
+        )
+        for n in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    cycles = []
+    for _ in workers:
+        cycles += results.get()
+    for worker in workers:
+        worker.join()
+    return len(cycles) / duration, cycles
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_supervisord(workdir):
+    venv = os.path.join(workdir, "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run(
+        [
+            os.path.join(venv, "bin", "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "supervisor>=4,<5",
+        ],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    port = free_port()
+    config = os.path.join(workdir, "supervisord.conf")
+    with open(config, "w") as handle:
+        handle.write(
+            textwrap.dedent("""\
+            [supervisord]
+            logfile=%(dir)s/supervisord.log
+            pidfile=%(dir)s/supervisord.pid
+            [inet_http_server]
+            port=127.0.0.1:%(port)d
+            [supervisorctl]
+            serverurl=http://127.0.0.1:%(port)d
+            [rpcinterface:supervisor]
+            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+            [program:sleeper]
+            command=sleep 100000
+            """)
+            % {"dir": workdir, "port": port}
+        )
+    subprocess.run([os.path.join(venv, "bin", "supervisord"), "-c", config], check=True)
+    ctl = [os.path.join(venv, "bin", "supervisorctl"), "-c", config]
+    deadline = time.monotonic() + 30
+    while "RUNNING" not in subprocess.run(ctl + ["status"], capture_output=True, text=True).stdout:
+        if time.monotonic() > deadline:
+            raise SystemExit("supervisord did not start its program")
+        time.sleep(0.2)
+    return port, ctl
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--skip-supervisord", action="store_true")
+    args = parser.parse_args()
+    header("API throughput, %g s per run" % args.seconds)
+    daemon = Daemon()
+    workdir = tempfile.mkdtemp(prefix="modeld-api-")
+    ctl = None
+    try:
+        connection = daemon.connection()
+        for number in range(MODELS):
+            connection.request(
+                "POST", "/models", {"name": "m%03d" % number, "command": ["sleep", "100000"]}
+            )
+        time.sleep(2.5)  # one metrics sample, as in steady state
+        one = load.http_get(daemon.host, daemon.port, "/models/m000", daemon.token)
+        every = load.http_get(daemon.host, daemon.port, "/models", daemon.token)
+        results = {}
+        for clients in (1, 10):
+            results[("one", clients)] = load.run(
+                daemon.host, daemon.port, one, clients, args.seconds
+            )
+            show("GET /models/{name}", clients, *results[("one", clients)])
+        for clients in (1, 10):
+            show(
+                "GET /models (100 models)",
+                clients,
+                *load.run(daemon.host, daemon.port, every, clients, args.seconds),
+            )
+        for clients in (1, 10):
+            rate, cycles = deploy_stop(daemon, clients, args.seconds)
+            show("deploy + stop cycle", clients, rate, cycles, 0, {200: 1})
+        if not args.skip_supervisord:
+            port, ctl = start_supervisord(workdir)
+            body = (
+                b"<?xml version='1.0'?><methodCall>"
+                b"<methodName>supervisor.getProcessInfo</methodName><params><param>"
+                b"<value><string>sleeper</string></value></param></params></methodCall>"
+            )
+            request = load.http_post("127.0.0.1", port, "/RPC2", body, "text/xml")
+            for clients in (1, 10):
+                outcome = load.run("127.0.0.1", port, request, clients, args.seconds)
+                show("supervisord getProcessInfo", clients, *outcome)
+                print(
+                    "%-30s %2d clients  modeld GET /models/{name} is %.1fx supervisord"
+                    % ("", clients, results[("one", clients)][0] / outcome[0])
+                )
+    finally:
+        daemon.stop()
+        if ctl:
+            subprocess.run(ctl + ["shutdown"], capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(daemon.home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
