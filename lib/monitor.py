@@ -58,6 +58,10 @@ PIPE_SIZE = 1 << 20
 READ_SIZE = 1 << 18
 LAST_LINES = 20
 SCAN_INTERVAL = 2.0
+# The state file is rewritten at least this often, changed or not: a heartbeat
+# that also repairs a file torn while the daemon read it back from .prev.
+STATE_REFRESH = 5.0
+PUBLISH_RETRY = 1.0
 STOP_POLL = 0.05
 LOCK_WAIT = 3.0
 EXIT_LOCKED = 75
@@ -160,6 +164,7 @@ class Monitor:
         self.last_lines = collections.deque(maxlen=LAST_LINES)
         self.recorded_processes = []
         self.next_scan = 0.0
+        self.next_publish = 0.0
         self.dirty = False
         self.last_control = None
         self.boot_id = procfs.boot_id()
@@ -238,6 +243,9 @@ class Monitor:
             # The C handler writes the signal number to the wake-up pipe; the loop acts on it.
             signal.signal(number, lambda *_: None)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # A file size limit (or quota) must fail the write (EFBIG, counted as dropped
+        # lines), not kill the monitor, and its model with it.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         self.selector.register(reader, selectors.EVENT_READ, self._on_wakeup)
 
     # -- the loop ------------------------------------------------------------
@@ -265,7 +273,12 @@ class Monitor:
 
     def _timeout(self):
         now = self.clock()
-        deadlines = [self.life.next_deadline(), self.prober.next_deadline(), self.next_scan]
+        deadlines = [
+            self.life.next_deadline(),
+            self.prober.next_deadline(),
+            self.next_scan,
+            self.next_publish,
+        ]
         if self.life.status == states.STOPPING or self.killing or self.life.terminal:
             deadlines.append(now + STOP_POLL)
         known = [value for value in deadlines if value is not None]
@@ -284,6 +297,8 @@ class Monitor:
         if now >= self.next_scan:
             self._scan_processes(now)
         self._flush_events()
+        if now >= self.next_publish:
+            self._publish(durable=False)
         return actions
 
     def _perform(self, actions):
@@ -620,8 +635,11 @@ class Monitor:
         try:
             fsutil.write_json_atomic(self.paths.state, state, durable=durable)
         except OSError as error:
-            # A full disk must not take the model down with it: the next change retries.
+            # A full disk must not take the model down with it: retry shortly.
             log.error("cannot write %s: %s", self.paths.state, error)
+            self.next_publish = self.clock() + PUBLISH_RETRY
+            return
+        self.next_publish = self.clock() + STATE_REFRESH
 
 
 def _us(seconds):

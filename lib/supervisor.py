@@ -96,19 +96,36 @@ class Supervisor:
         self.sampler = metrics.MetricsSampler(
             self._sample_targets, sample_interval or metrics.SAMPLE_INTERVAL
         )
-        self.state_cache = {}
 
     # -- life of the supervisor ----------------------------------------------
 
     def start(self):
         """Load deployments, adopt or replace their monitors, start the background threads."""
         self.records = self.registry.load_all()
+        for record in self.records.values():
+            self._catch_up(record)
         self.thread.start()
         self._call(self._reconcile)
         # Ready means every model has a live monitor again: wait for the replacements.
         outcomes = self._call(lambda: [launch.outcome for launch in self.launching.values()])
         concurrent.futures.wait(outcomes, timeout=MONITOR_START_TIMEOUT + 10)
         self.sampler.start()
+
+    def _catch_up(self, record):
+        """A record older than its monitor (read from a previous generation after a
+        torn write) takes the run the monitor says it is running."""
+        state = self.read_state(record.name) or {}
+        if state.get("deploy_id") == record.id and (state.get("run") or 0) > record.run:
+            log.warning(
+                "the deployment of %r is behind its monitor (run %d < %d): catching up",
+                record.name,
+                record.run,
+                state["run"],
+            )
+            record.run = state["run"]
+            if state.get("status") in states.ACTIVE:
+                record.desired = registry.DESIRED_RUNNING
+            self.registry.save(record)
 
     def shutdown(self, stop_models=False, timeout=None):
         """Stop the threads; models keep running unless ``stop_models``."""
@@ -187,20 +204,12 @@ class Supervisor:
         return record
 
     def read_state(self, name):
-        """The monitor's state file, re-read only when it changed."""
-        path = self.home.model(name).state
-        try:
-            info = os.stat(path)
-        except FileNotFoundError:
-            self.state_cache.pop(name, None)
-            return None
-        key = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = self.state_cache.get(name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        state = fsutil.read_json_quietly(path)
-        self.state_cache[name] = (key, state)
-        return state
+        """The monitor's state file (its previous generation if the file is torn).
+
+        Read anew each time: a cache keyed on inode, mtime and size can be fooled,
+        since inodes are reused and mtimes move in steps of a few milliseconds.
+        """
+        return fsutil.read_json_quietly(self.home.model(name).state)
 
     def monitor_alive(self, name):
         return fsutil.is_locked(self.home.model(name).lock)
@@ -403,7 +412,6 @@ class Supervisor:
             with self.lock:
                 self.records.pop(name, None)
             self.failures.pop(name, None)
-            self.state_cache.pop(name, None)
             self.sampler.forget(name)
             self.registry.purge(name)
         finally:
