@@ -352,9 +352,6 @@ class LogWriter:
             except FileNotFoundError:
                 pass  # a purge got there first
 
-    def log_bytes(self):
-        return sum(os.path.getsize(p) for _, p in self._segments()) + self.size
-
     def close(self):
         if self.fd is not None:
             os.close(self.fd)

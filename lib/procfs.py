@@ -138,12 +138,3 @@ def usage(stats):
     rss = sum(stat.rss_pages for stat in stats) * PAGE_SIZE
     threads = sum(stat.num_threads for stat in stats)
     return ticks, rss, threads
-
-
-def boot_time_us():
-    """When the machine booted, in epoch microseconds (for start times in ticks)."""
-    with open(PROC + "/stat") as handle:
-        for line in handle:
-            if line.startswith("btime "):
-                return int(line.split()[1]) * 1_000_000
-    return 0

@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 
-from lib import fsutil, paths, timefmt
+from lib import fsutil, timefmt
 
 log = logging.getLogger("modeld.registry")
 
@@ -102,9 +102,3 @@ class Registry:
         except FileNotFoundError:
             return
         shutil.rmtree(doomed, ignore_errors=True)
-
-
-def model_paths_for(home, name):
-    return (
-        paths.Home(home.root).model(name) if not isinstance(home, paths.Home) else home.model(name)
-    )
