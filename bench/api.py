@@ -16,17 +16,14 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 
 import load
-from common import Daemon, header, median, percentile
+from common import Daemon, header, install_supervisord, median, percentile, start_supervisord
 
 MODELS = 100
 
@@ -94,41 +91,11 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start_supervisord(workdir):
-    venv = os.path.join(workdir, "venv")
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run(
-        [
-            os.path.join(venv, "bin", "pip"),
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "supervisor>=4,<5",
-        ],
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
+def supervisord_serving(workdir):
+    """supervisord over TCP with one running program; (its port, the supervisorctl argv)."""
+    venv = install_supervisord(workdir)
     port = free_port()
-    config = os.path.join(workdir, "supervisord.conf")
-    with open(config, "w") as handle:
-        handle.write(
-            textwrap.dedent("""\
-            [supervisord]
-            logfile=%(dir)s/supervisord.log
-            pidfile=%(dir)s/supervisord.pid
-            [inet_http_server]
-            port=127.0.0.1:%(port)d
-            [supervisorctl]
-            serverurl=http://127.0.0.1:%(port)d
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [program:sleeper]
-            command=sleep 100000
-            """)
-            % {"dir": workdir, "port": port}
-        )
-    subprocess.run([os.path.join(venv, "bin", "supervisord"), "-c", config], check=True)
-    ctl = [os.path.join(venv, "bin", "supervisorctl"), "-c", config]
+    ctl = start_supervisord(venv, workdir, ("sleeper", "sleep 100000"), inet_port=port)
     deadline = time.monotonic() + 30
     while "RUNNING" not in subprocess.run(ctl + ["status"], capture_output=True, text=True).stdout:
         if time.monotonic() > deadline:
@@ -171,7 +138,7 @@ def main():
             rate, cycles = deploy_stop(daemon, clients, args.seconds)
             show("deploy + stop cycle", clients, rate, cycles, 0, {200: 1})
         if not args.skip_supervisord:
-            port, ctl = start_supervisord(workdir)
+            port, ctl = supervisord_serving(workdir)
             body = (
                 b"<?xml version='1.0'?><methodCall>"
                 b"<methodName>supervisor.getProcessInfo</methodName><params><param>"

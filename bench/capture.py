@@ -18,10 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
-from common import ROOT, Daemon, header
+from common import ROOT, Daemon, header, install_supervisord, start_supervisord, supervisord_version
 
 GENERATOR = os.path.join(ROOT, "bench", "gen_lines.py")
 
@@ -85,77 +84,33 @@ def run_modeld(lines):
         shutil.rmtree(daemon.home, ignore_errors=True)
 
 
-def install_supervisord(workdir):
-    """supervisord 4.x from PyPI into a venv of its own; returns the venv."""
-    venv = os.path.join(workdir, "venv")
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    pip = os.path.join(venv, "bin", "pip")
-    subprocess.run(
-        [pip, "install", "--quiet", "--disable-pip-version-check", "supervisor>=4,<5"],
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
-    return venv
-
-
 def middle(results):
     """The round with the median program wall time."""
     return sorted(results, key=lambda result: result["wall"])[len(results) // 2]
 
 
 def run_supervisord(lines, workdir, venv):
-    version = subprocess.run(
-        [os.path.join(venv, "bin", "supervisord"), "--version"], capture_output=True, text=True
-    ).stdout.strip()
     out_log = os.path.join(workdir, "gen.out")
     err_log = os.path.join(workdir, "gen.err")
-    config = os.path.join(workdir, "supervisord.conf")
-    with open(config, "w") as handle:
-        handle.write(
-            textwrap.dedent("""\
-            [supervisord]
-            logfile=%(dir)s/supervisord.log
-            pidfile=%(dir)s/supervisord.pid
-            [unix_http_server]
-            file=%(dir)s/supervisor.sock
-            [supervisorctl]
-            serverurl=unix://%(dir)s/supervisor.sock
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [program:gen]
-            command=%(python)s %(generator)s %(lines)d
-            autostart=false
-            autorestart=false
-            startsecs=0
-            stdout_logfile=%(out)s
-            stdout_logfile_maxbytes=0
-            stderr_logfile=%(err)s
-            stderr_logfile_maxbytes=0
-            """)
-            % {
-                "dir": workdir,
-                "python": sys.executable,
-                "generator": GENERATOR,
-                "lines": lines,
-                "out": out_log,
-                "err": err_log,
-            }
-        )
     for stale in (out_log, err_log):
         if os.path.exists(stale):
             os.unlink(stale)  # a fresh capture each round
-    supervisord = os.path.join(venv, "bin", "supervisord")
-    supervisorctl = [os.path.join(venv, "bin", "supervisorctl"), "-c", config]
-    subprocess.run([supervisord, "-c", config], check=True)
+    options = [
+        "autostart=false",
+        "autorestart=false",
+        "startsecs=0",
+        "stdout_logfile=%s" % out_log,
+        "stdout_logfile_maxbytes=0",
+        "stderr_logfile=%s" % err_log,
+        "stderr_logfile_maxbytes=0",
+    ]
+    command = "%s %s %d" % (sys.executable, GENERATOR, lines)
+    supervisorctl = start_supervisord(venv, workdir, ("gen", command), options)
     try:
         started = time.time()
         subprocess.run(supervisorctl + ["start", "gen"], check=True, capture_output=True)
-        while (
-            "EXITED"
-            not in subprocess.run(
-                supervisorctl + ["status", "gen"], capture_output=True, text=True
-            ).stdout
-        ):
+        status = supervisorctl + ["status", "gen"]
+        while "EXITED" not in subprocess.run(status, capture_output=True, text=True).stdout:
             time.sleep(0.2)
         with open(err_log) as handle:
             wall = elapsed_from(handle.read())
@@ -168,7 +123,7 @@ def run_supervisord(lines, workdir, venv):
         "wall": wall,
         "captured": count,
         "capture_seconds": finished - started,
-        "version": version,
+        "version": supervisord_version(venv),
     }
 
 

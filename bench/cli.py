@@ -17,10 +17,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
-from common import ROOT, Daemon, header, median, percentile
+from common import (
+    ROOT,
+    Daemon,
+    header,
+    install_supervisord,
+    median,
+    percentile,
+    start_supervisord,
+)
 
 
 def wall_times(command, runs, env=None):
@@ -39,42 +46,6 @@ def show(name, times, floor):
         "%-34s median %6.1f ms   p90 %6.1f ms   %4.2fx the bare interpreter"
         % (name, 1000 * median(times), 1000 * percentile(times, 0.9), median(times) / floor)
     )
-
-
-def supervisor_setup(workdir):
-    venv = os.path.join(workdir, "venv")
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run(
-        [
-            os.path.join(venv, "bin", "pip"),
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "supervisor>=4,<5",
-        ],
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
-    config = os.path.join(workdir, "supervisord.conf")
-    with open(config, "w") as handle:
-        handle.write(
-            textwrap.dedent("""\
-            [supervisord]
-            logfile=%(dir)s/supervisord.log
-            pidfile=%(dir)s/supervisord.pid
-            [unix_http_server]
-            file=%(dir)s/supervisor.sock
-            [supervisorctl]
-            serverurl=unix://%(dir)s/supervisor.sock
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [program:sleeper]
-            command=sleep 100000
-            """)
-            % {"dir": workdir}
-        )
-    subprocess.run([os.path.join(venv, "bin", "supervisord"), "-c", config], check=True)
-    return [os.path.join(venv, "bin", "supervisorctl"), "-c", config]
 
 
 def main():
@@ -108,7 +79,8 @@ def main():
             wall_times([sys.executable, os.path.join(ROOT, "modelctl.py"), "ps"], args.runs, env),
             floor,
         )
-        supervisorctl = supervisor_setup(workdir)
+        venv = install_supervisord(workdir)
+        supervisorctl = start_supervisord(venv, workdir, ("sleeper", "sleep 100000"))
         wall_times(supervisorctl + ["status"], 1)
         show("supervisorctl status", wall_times(supervisorctl + ["status"], args.runs), floor)
     finally:

@@ -113,3 +113,43 @@ class Connection:
                 return status
             time.sleep(0.1)
         raise SystemExit("%s never became %s" % (name, wanted))
+
+
+def install_supervisord(workdir):
+    """supervisord 4.x from PyPI into a venv of its own (not ours to depend on); the venv."""
+    venv = os.path.join(workdir, "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    pip = os.path.join(venv, "bin", "pip")
+    subprocess.run(
+        [pip, "install", "--quiet", "--disable-pip-version-check", "supervisor>=4,<5"],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    return venv
+
+
+def start_supervisord(venv, workdir, program, options=(), inet_port=None):
+    """supervisord with one program named ``program[0]``; returns the supervisorctl argv."""
+    name, command = program
+    if inet_port:
+        server = "[inet_http_server]\nport=127.0.0.1:%d\n" % inet_port
+        url = "http://127.0.0.1:%d" % inet_port
+    else:
+        server = "[unix_http_server]\nfile=%s/supervisor.sock\n" % workdir
+        url = "unix://%s/supervisor.sock" % workdir
+    config = os.path.join(workdir, "supervisord.conf")
+    with open(config, "w") as handle:
+        handle.write(
+            "[supervisord]\nlogfile=%s/supervisord.log\npidfile=%s/supervisord.pid\n%s"
+            "[supervisorctl]\nserverurl=%s\n[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+            "[program:%s]\ncommand=%s\n%s"
+            % (workdir, workdir, server, url, name, command, "".join(o + "\n" for o in options))
+        )
+    subprocess.run([os.path.join(venv, "bin", "supervisord"), "-c", config], check=True)
+    return [os.path.join(venv, "bin", "supervisorctl"), "-c", config]
+
+
+def supervisord_version(venv):
+    binary = os.path.join(venv, "bin", "supervisord")
+    return subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()

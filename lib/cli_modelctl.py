@@ -444,17 +444,21 @@ def cmd_status(client, args, out):
     if events:
         out.write("recent events:\n")
         for event in events:
-            out.write(
-                "  %s  %s -> %s  %s%s\n"
-                % (
-                    event["at"],
-                    event.get("from") or "new",
-                    event["to"],
-                    event.get("reason") or "",
-                    _cause(event),
-                )
-            )
+            out.write("  %s\n" % _event_line(event))
     return EXIT_OK
+
+
+def _event_line(event, with_model=False):
+    """``AT  [MODEL]  FROM -> TO  REASON  (cause)``."""
+    model = "%-20s " % event["model"] if with_model else ""
+    transition = "%s -> %s" % (event.get("from") or "new", event["to"])
+    return "%s  %s%s  %s%s" % (
+        event["at"],
+        model,
+        transition,
+        event.get("reason") or "",
+        _cause(event),
+    )
 
 
 def _cause(event):
@@ -549,17 +553,7 @@ def cmd_events(client, args, out):
         emit_json(out, {"events": events})
         return EXIT_OK
     for event in events:
-        out.write(
-            "%s  %-20s %s -> %s  %s%s\n"
-            % (
-                event["at"],
-                event["model"],
-                event.get("from") or "new",
-                event["to"],
-                event.get("reason") or "",
-                _cause(event),
-            )
-        )
+        out.write(_event_line(event, with_model=True) + "\n")
     return EXIT_OK
 
 

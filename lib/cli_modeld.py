@@ -81,8 +81,7 @@ def main(argv=None):
 
 
 def _config(args):
-    if getattr(args, "socket", None) is None and not hasattr(args, "host"):
-        return config.DaemonConfig(home=args.home)
+    """The checked configuration of ``start`` and ``run``."""
     try:
         ratelimit.parse_setting(args.rate_limit)
     except ratelimit.ConfigError as error:

@@ -229,12 +229,7 @@ class LogWriter:
 
     def append_batch(self, stream_code, level_codes, msgs, partials=None):
         """Write lines of one stream: the hot path (one format per line, one write)."""
-        if not msgs:
-            return
-        if self.dropped:
-            self._write_drop_notice()
-        if self.dropped:
-            self.dropped += len(msgs)
+        if not msgs or self._still_dropping(len(msgs)):
             return
         ts = max(self.ts, self.clock())
         first = self.seq + 1
@@ -261,12 +256,7 @@ class LogWriter:
 
     def append(self, records):
         """Write ``records``: ``(stream_code, level_code, partial, msg)`` tuples."""
-        if not records:
-            return
-        if self.dropped:
-            self._write_drop_notice()
-        if self.dropped:
-            self.dropped += len(records)
+        if not records or self._still_dropping(len(records)):
             return
         ts = max(self.ts, self.clock())
         seq = self.seq
@@ -280,6 +270,18 @@ class LogWriter:
             self._note_drop(len(records), error)
             return
         self.seq, self.ts = seq, ts
+
+    def _still_dropping(self, count):
+        """After a failed write: say how many lines were lost before writing new ones.
+
+        True if that note cannot be written yet either (``count`` more are lost).
+        """
+        if self.dropped:
+            self._write_drop_notice()
+        if self.dropped:
+            self.dropped += count
+            return True
+        return False
 
     def _write_drop_notice(self):
         message = "modeld dropped %d lines of output: %s" % (self.dropped, self.drop_reason)
