@@ -2,32 +2,27 @@
 
 Routes are thin: they read the request, call the supervisor, return a dict.
 One plugin (``JsonPlugin``) checks the token, maps every ``ModeldError`` (and
-any unexpected exception) to the JSON error shape and serializes dicts; a WSGI
-middleware (``RequestContext``) gives every response an ``X-Request-Id`` and
-writes the access log line, bottle's own 404/405 included.
+any unexpected exception) to the JSON error shape and serializes dicts. A WSGI
+middleware (``RequestContext``) sees every request, bottle's own 404/405
+included: it gives each an ``X-Request-Id``, refuses oversized URLs and headers
+and clients over their rate, and writes the access log line.
 """
 
 import hmac
 import json
 import logging
-import re
-import secrets
 import threading
 import time
 import traceback
 
 import bottle
 
-from lib import errors, logquery, logread, openapi, states, timefmt
+from lib import errors, logquery, logread, middleware, openapi, states, timefmt
 from lib import spec as specs
 
 log = logging.getLogger("modeld.api")
-access_log = logging.getLogger("modeld.access")
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY = 1024 * 1024
-MAX_URL = 8 * 1024
-MAX_HEADERS = 16 * 1024
 MAX_FOLLOWERS = 16
 WAIT_TIMEOUT_MAX = 86400
 
@@ -143,95 +138,6 @@ def _default_error(http_error):
         body["error"]["details"]["request_id"] = bottle.request.environ.get("modeld.request_id")
     bottle.response.content_type = "application/json"
     return to_json(body)
-
-
-class RequestContext:
-    """WSGI middleware around every request, bottle's own errors included.
-
-    Gives it a request id (``X-Request-Id`` on the response), refuses an
-    oversized URL or header block and a client over its rate (in the JSON error
-    shape, before any routing: throttling also covers token guessing and 404
-    floods), and writes the access log line.
-    """
-
-    def __init__(self, app, rate_limiter=None):
-        self.app = app
-        self.rate_limiter = rate_limiter
-
-    def __call__(self, environ, start_response):
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
-        environ["modeld.request_id"] = request_id
-        started = time.monotonic()
-        seen = {}
-
-        def start(status, headers, exc_info=None):
-            seen["status"] = status.split(" ", 1)[0]
-            headers.append(("X-Request-Id", request_id))
-            return start_response(status, headers, exc_info)
-
-        try:
-            self._admit(environ)
-        except errors.ModeldError as refused:
-            body = _refusal(refused, start)
-        else:
-            body = self.app(environ, start)
-        return _Finished(body, lambda: _access(environ, seen, started, request_id))
-
-    def _admit(self, environ):
-        if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL:
-            raise errors.UriTooLongError("the URL is longer than %d bytes" % MAX_URL, limit=MAX_URL)
-        size = sum(
-            len(key) + len(value) for key, value in environ.items() if key.startswith("HTTP_")
-        )
-        if size > MAX_HEADERS:
-            raise errors.HeadersTooLargeError(
-                "the headers are larger than %d bytes" % MAX_HEADERS, limit=MAX_HEADERS
-            )
-        if self.rate_limiter is not None:
-            self.rate_limiter.check(environ)
-
-
-def _refusal(error, start):
-    payload = to_json(error.to_dict()).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-    headers += list(error.headers.items())
-    start("%d %s" % (error.status, _REASONS.get(error.status, "Error")), headers)
-    return [payload]
-
-
-_REASONS = {414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
-
-
-class _Finished:
-    """Wraps a response body so the access line is written when it is done."""
-
-    def __init__(self, body, done):
-        self.body = body
-        self.done = done
-
-    def __iter__(self):
-        return iter(self.body)
-
-    def close(self):
-        try:
-            if hasattr(self.body, "close"):
-                self.body.close()
-        finally:
-            self.done()
-
-
-def _access(environ, seen, started, request_id):
-    client = environ.get("REMOTE_ADDR") or "unix"
-    access_log.info(
-        "%s %s %s %s %.1fms %s",
-        client,
-        environ.get("REQUEST_METHOD"),
-        environ.get("PATH_INFO"),
-        seen.get("status", "-"),
-        (time.monotonic() - started) * 1000,
-        request_id,
-    )
 
 
 # -- request helpers -----------------------------------------------------------
@@ -421,7 +327,7 @@ def make_app(supervisor, settings):
         params = query_params(("limit", "since"))
         return {"events": supervisor.events(None, **_event_filters(params))}
 
-    return RequestContext(app, settings.rate_limiter)
+    return middleware.RequestContext(app, settings.rate_limiter)
 
 
 def _event_filters(params):

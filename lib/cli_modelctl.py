@@ -11,20 +11,15 @@ Exit statuses (for scripts):
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 
-from lib import __version__, errors
+from lib import __version__, cli_spec, errors, render
 from lib.client import Client
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_NOT_READY = range(6)
 WAIT_POLL = 0.5
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser():
@@ -159,7 +154,7 @@ def main(argv=None, out=None, err=None):
     try:
         client = Client(args.host, args.token, cafile=args.cacert)
         return globals()["cmd_" + args.verb](client, args, out) or EXIT_OK
-    except UsageError as error:
+    except cli_spec.UsageError as error:
         err.write("modelctl: %s\n" % error)
         return EXIT_USAGE
     except errors.ModeldError as error:
@@ -210,7 +205,7 @@ def emit_json(out, payload):
 
 
 def cmd_deploy(client, args, out):
-    spec = spec_from_args(args)
+    spec = cli_spec.spec_from_args(args)
     if args.dry_run:
         result = client.deploy(spec, dry_run=True)
         if args.json:
@@ -232,86 +227,6 @@ def cmd_deploy(client, args, out):
 
 def _endpoint(model):
     return " at %s" % model["endpoint"] if model.get("endpoint") else ""
-
-
-def spec_from_args(args):
-    """The spec from ``-f`` (file or stdin) or from the flags and the command after ``--``."""
-    if args.file:
-        if args.command or args.name:
-            raise UsageError("give either -f SPEC or NAME -- CMD, not both")
-        return _read_spec(args.file)
-    if not args.name or not args.command:
-        raise UsageError(
-            "deploy needs NAME and a command after --, or -f SPEC (see modelctl deploy -h)"
-        )
-    spec = {"name": args.name, "command": args.command, "cwd": args.cwd or os.getcwd()}
-    if args.port is not None:
-        spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
-    if args.env:
-        spec["env"] = _pairs(args.env, "--env")
-    if args.label:
-        spec["labels"] = _pairs(args.label, "--label")
-    health = {}
-    for key, value in (("http", args.health_http), ("log", args.health_log)):
-        if value:
-            health[key] = value
-    if args.health_tcp:
-        health["tcp"] = True
-    if args.start_period is not None:
-        health["start_period"] = args.start_period
-    if health:
-        spec["health"] = health
-    restart = {}
-    if args.restart:
-        restart["policy"] = args.restart
-    if args.max_retries is not None:
-        restart["max_retries"] = args.max_retries
-    if restart:
-        spec["restart"] = restart
-    if args.stop_timeout is not None:
-        spec["stop"] = {"timeout": args.stop_timeout}
-    return spec
-
-
-def _read_spec(source):
-    try:
-        if source == "-":
-            text = sys.stdin.read()
-            base = os.getcwd()
-        else:
-            with open(source) as handle:
-                text = handle.read()
-            base = os.path.dirname(os.path.abspath(source))
-        spec = json.loads(text)
-    except OSError as error:
-        raise UsageError("cannot read %s: %s" % (source, error.strerror or error)) from None
-    except ValueError as error:
-        raise UsageError("%s is not valid JSON: %s" % (source, error)) from None
-    if (
-        isinstance(spec, dict)
-        and isinstance(spec.get("cwd"), str)
-        and not spec["cwd"].startswith("/")
-    ):
-        # A relative cwd in a spec file means: relative to the file.
-        spec["cwd"] = os.path.normpath(os.path.join(base, spec["cwd"]))
-    return spec
-
-
-def _pairs(items, flag):
-    result = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or not key:
-            raise UsageError("%s takes KEY=VALUE, not %r" % (flag, item))
-        result[key] = value
-    return result
-
-
-def _int(text, flag):
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError("%s takes auto or a number, not %r" % (flag, text)) from None
 
 
 def wait_until_ready(client, name, timeout, as_json, out):
@@ -352,19 +267,8 @@ def wait_until_ready(client, name, timeout, as_json, out):
 
 
 def _print_exit(out, model):
-    last_exit = model.get("last_exit") or {}
-    if not last_exit:
-        return
-    how = (
-        "signal %s" % last_exit["signal"]
-        if last_exit.get("signal")
-        else "code %s" % last_exit.get("code")
-    )
-    out.write(
-        "last exit: %s, reason %s, at %s\n" % (how, last_exit.get("reason"), last_exit.get("at"))
-    )
-    for line in last_exit.get("last_lines") or []:
-        out.write("  | %s\n" % line)
+    for line in render.exit_lines(model):
+        out.write(line + "\n")
 
 
 def cmd_ps(client, args, out):
@@ -380,9 +284,9 @@ def cmd_ps(client, args, out):
             "PID": model["pid"] or "-",
             "PORT": model["port"] or "-",
             "RESTARTS": model["restarts"],
-            "UPTIME": human_duration(model["metrics"]["uptime_s"]),
-            "CPU%": _or_dash(model["metrics"]["cpu_percent"]),
-            "MEM": human_bytes(model["metrics"]["rss_bytes"]),
+            "UPTIME": render.human_duration(model["metrics"]["uptime_s"]),
+            "CPU%": render.or_dash(model["metrics"]["cpu_percent"]),
+            "MEM": render.human_bytes(model["metrics"]["rss_bytes"]),
             "REASON": model.get("reason") or "",
         }
         for model in models
@@ -401,7 +305,7 @@ def cmd_ps(client, args, out):
     ]
     # Dropped first when the terminal is narrow: the right-most, least essential ones.
     optional = ["REASON", "CPU%", "MEM", "RESTARTS", "HEALTH", "UPTIME", "PID"]
-    out.write(table(rows, columns, optional, terminal_width()))
+    out.write(render.table(rows, columns, optional, terminal_width()))
     if not models:
         out.write("(no %smodels)\n" % ("" if args.all else "running "))
     return EXIT_OK
@@ -431,11 +335,11 @@ def cmd_status(client, args, out):
         ),
         ("created", model["created_at"]),
         ("started", model.get("started_at") or "-"),
-        ("uptime", human_duration(metrics["uptime_s"])),
-        ("cpu", "%s%%" % _or_dash(metrics["cpu_percent"])),
-        ("memory", human_bytes(metrics["rss_bytes"])),
-        ("threads", _or_dash(metrics["threads"])),
-        ("logs", human_bytes(metrics["log_bytes"])),
+        ("uptime", render.human_duration(metrics["uptime_s"])),
+        ("cpu", "%s%%" % render.or_dash(metrics["cpu_percent"])),
+        ("memory", render.human_bytes(metrics["rss_bytes"])),
+        ("threads", render.or_dash(metrics["threads"])),
+        ("logs", render.human_bytes(metrics["log_bytes"])),
     ]
     width = max(len(key) for key, _ in fields)
     for key, value in fields:
@@ -444,35 +348,8 @@ def cmd_status(client, args, out):
     if events:
         out.write("recent events:\n")
         for event in events:
-            out.write("  %s\n" % _event_line(event))
+            out.write("  %s\n" % render.event_line(event))
     return EXIT_OK
-
-
-def _event_line(event, with_model=False):
-    """``AT  [MODEL]  FROM -> TO  REASON  (cause)``."""
-    model = "%-20s " % event["model"] if with_model else ""
-    transition = "%s -> %s" % (event.get("from") or "new", event["to"])
-    return "%s  %s%s  %s%s" % (
-        event["at"],
-        model,
-        transition,
-        event.get("reason") or "",
-        _cause(event),
-    )
-
-
-def _cause(event):
-    cause = event.get("cause") or {}
-    if cause.get("method"):
-        return "  (%s %s from %s, request %s)" % (
-            cause["method"],
-            cause.get("path"),
-            cause.get("client"),
-            cause.get("request_id"),
-        )
-    if cause.get("signal"):
-        return "  (%s)" % cause["signal"]
-    return ""
 
 
 def _simple(action):
@@ -538,13 +415,7 @@ def cmd_logs(client, args, out):
 
 
 def _print_entry(out, entry, as_json):
-    if as_json:
-        out.write(json.dumps(entry, sort_keys=True) + "\n")
-    else:
-        out.write(
-            "%s %-6s %-8s %s\n"
-            % (entry["ts"], entry["stream"], entry["level"].upper(), entry["msg"])
-        )
+    out.write((json.dumps(entry, sort_keys=True) if as_json else render.entry_line(entry)) + "\n")
 
 
 def cmd_events(client, args, out):
@@ -553,7 +424,7 @@ def cmd_events(client, args, out):
         emit_json(out, {"events": events})
         return EXIT_OK
     for event in events:
-        out.write(_event_line(event, with_model=True) + "\n")
+        out.write(render.event_line(event, with_model=True) + "\n")
     return EXIT_OK
 
 
@@ -577,51 +448,3 @@ def cmd_version(client, args, out):
 
 def terminal_width():
     return shutil.get_terminal_size((120, 24)).columns
-
-
-def table(rows, columns, optional, width):
-    """Rows as aligned columns, dropping optional columns until the table fits ``width``."""
-    columns = list(columns)
-    for candidate in [None] + optional:
-        if candidate is not None and candidate in columns:
-            columns.remove(candidate)
-        widths = {col: max([len(col)] + [len(str(row[col])) for row in rows]) for col in columns}
-        if sum(widths.values()) + 2 * (len(columns) - 1) <= width:
-            break
-    lines = [_clip("  ".join(str(col).ljust(widths[col]) for col in columns).rstrip(), width)]
-    for row in rows:
-        cells = [str(row[col]).ljust(widths[col]) for col in columns]
-        lines.append(_clip("  ".join(cells).rstrip(), width))
-    return "\n".join(lines) + "\n"
-
-
-def _clip(line, width):
-    return line if len(line) <= width else line[: max(1, width - 1)] + "…"
-
-
-def human_duration(seconds):
-    """``42s``, ``3m07s``, ``5h12m``, ``2d03h``."""
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return "%ds" % seconds
-    if seconds < 3600:
-        return "%dm%02ds" % divmod(seconds, 60)
-    if seconds < 86400:
-        return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
-    return "%dd%02dh" % (seconds // 86400, seconds % 86400 // 3600)
-
-
-def human_bytes(count):
-    if count is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return ("%d%s" % (count, unit)) if unit == "B" else "%.1f%s" % (count, unit)
-        count /= 1024.0
-    return "-"
-
-
-def _or_dash(value):
-    return "-" if value is None else value

@@ -47,7 +47,9 @@ def ensure_token(home):
 
 
 def write_token(home):
-    token = secrets.token_urlsafe(32)
+    # Hex, not url-safe base64: a token starting with "-" would read as an option
+    # in `modelctl --token "$(cat token)"`.
+    token = secrets.token_hex(32)
     temporary = home.token + ".tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -23,11 +23,6 @@ It imports neither bottle nor cheroot.
 """
 
 import argparse
-import collections
-import ctypes
-import errno
-import fcntl
-import json
 import logging
 import os
 import selectors
@@ -37,26 +32,22 @@ import sys
 import time
 
 from lib import (
+    capture,
+    events,
     forensics,
     fsutil,
-    levels,
     lifecycle,
     logstore,
     paths,
     probes,
     procfs,
+    proctree,
     redact,
     states,
     timefmt,
 )
 from lib import spec as specs
 
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1 << 20
-READ_SIZE = 1 << 18
-LAST_LINES = 20
 SCAN_INTERVAL = 2.0
 # The state file is rewritten at least this often, changed or not: a heartbeat
 # that also repairs a file torn while the daemon read it back from .prev.
@@ -66,7 +57,6 @@ STOP_POLL = 0.05
 LOCK_WAIT = 3.0
 EXIT_LOCKED = 75
 READY, LOCKED = b"R", b"L"
-EVENTS_MAX_BYTES = 1 << 20
 
 log = logging.getLogger("modeld.monitor")
 
@@ -103,50 +93,6 @@ def detach():
     return writer
 
 
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _become_subreaper():
-    if _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        log.warning("cannot become a child subreaper: errno %d", ctypes.get_errno())
-
-
-def _child_setup(death_signal, monitor_pid):
-    """Runs in the model's process between fork and exec (the monitor has no threads)."""
-    try:
-        _libc().prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
-        if os.getppid() != monitor_pid:
-            os._exit(1)  # the monitor died before prctl took effect
-    except Exception:  # noqa: BLE001 - nothing can be reported from here; exec anyway
-        pass
-
-
-def _signal_name(number):
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return "SIG%d" % number
-
-
-class Stream:
-    """One of the model's output pipes, with its line splitter and level memory."""
-
-    def __init__(self, name, pipe):
-        self.name = name
-        self.code = logstore.STREAM_CODES[name]
-        self.pipe = pipe
-        self.fd = pipe.fileno()
-        self.splitter = logstore.LineSplitter()
-        self.tracker = levels.LevelTracker()
-        self.continuing_level = None  # the level of a long line being split
-        os.set_blocking(self.fd, False)
-        try:
-            fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass  # the system caps pipe sizes lower: the default works, just slower
-
-
 class Monitor:
     def __init__(self, model_paths, name, run, recover, ready_fd=None, clock=time.time):
         self.paths = model_paths
@@ -157,11 +103,9 @@ class Monitor:
         self.clock = clock
         self.selector = selectors.DefaultSelector()
         self.lock = fsutil.FileLock(model_paths.lock)
-        self.streams = {}
         self.popen = None
         self.pid_starttime = None
         self.killing = False
-        self.last_lines = collections.deque(maxlen=LAST_LINES)
         self.recorded_processes = []
         self.next_scan = 0.0
         self.next_publish = 0.0
@@ -187,12 +131,14 @@ class Monitor:
         self.spec = deployment["spec"]
         self.port = deployment.get("port")
         previous = fsutil.read_json(self.paths.state, warn=log.warning)
-        _become_subreaper()
+        proctree.become_subreaper()
         self.writer = logstore.LogWriter(
             self.paths.logs, self.spec["logs"]["max_bytes"], self.spec["logs"]["backups"]
         )
         self.life = self._new_lifecycle(previous)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
+        on_line = self.prober.saw_line if self.prober.pattern is not None else None
+        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line)
         self.last_control = (previous or {}).get("control_id")
         self._tell_parent(READY)
         self._stop_leftovers(previous)
@@ -259,7 +205,7 @@ class Monitor:
             for key, _ in self.selector.select(self._timeout()):
                 self._guarded(key.data, self.clock())
             actions = self._guarded(self._after_events, self.clock()) or []
-        self._drain_pipes()
+        self.capture.drain()
         self._publish(durable=True)
         return 0
 
@@ -288,7 +234,7 @@ class Monitor:
         actions = self._reap(now)
         waiting = self.life.status in (states.STARTING, states.RUNNING, states.STOPPING)
         if self.life.exit_seen and waiting and not self._processes_left():
-            self._drain_pipes()
+            self.capture.drain()
             actions += self.life.all_gone(now)
         actions += self.life.tick(now)
         self.prober.tick(now)
@@ -296,7 +242,8 @@ class Monitor:
             self._kill_all()
         if now >= self.next_scan:
             self._scan_processes(now)
-        self._flush_events()
+        # No _flush_events() here: the loop performs ``actions`` next, then flushes, so a
+        # restart is never published as "starting" before its process exists.
         if now >= self.next_publish:
             self._publish(durable=False)
         return actions
@@ -331,7 +278,7 @@ class Monitor:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=lambda: _child_setup(death_signal, monitor_pid),
+                preexec_fn=lambda: proctree.child_setup(death_signal, monitor_pid),
             )
         except (OSError, subprocess.SubprocessError) as error:
             reason = forensics.classify_spawn_error(error, self.spec["cwd"])
@@ -341,15 +288,9 @@ class Monitor:
             self._stamp_exit()
             self._perform(actions)
             return
-        self.streams = {
-            self.popen.stdout.fileno(): Stream("stdout", self.popen.stdout),
-            self.popen.stderr.fileno(): Stream("stderr", self.popen.stderr),
-        }
-        for fd, stream in self.streams.items():
-            self.selector.register(fd, selectors.EVENT_READ, self._reader(stream))
+        self.capture.attach(self.popen)
         self.pid_starttime = procfs.start_time(self.popen.pid)
         self.life.spawned(self.popen.pid, now)
-        self.last_lines.clear()
         self.prober.start(now)
         shown = " ".join(redact.redact_argv(argv))
         self._note("info", "started pid %d: %s" % (self.popen.pid, shown))
@@ -372,14 +313,16 @@ class Monitor:
         self.popen.returncode = os.waitstatus_to_exitcode(status)
         code, signal_name = None, None
         if os.WIFSIGNALED(status):
-            signal_name = _signal_name(os.WTERMSIG(status))
+            signal_name = proctree.signal_name(os.WTERMSIG(status))
         else:
             code = os.WEXITSTATUS(status)
-        self._drain_pipes(final=False)
+        self.capture.drain(final=False)
         requested = self.life.stop_kind in ("stop", "restart")
-        reason = forensics.classify_exit(code, signal_name, list(self.last_lines), requested)
+        reason = forensics.classify_exit(
+            code, signal_name, list(self.capture.last_lines), requested
+        )
         self.prober.cancel()
-        leftovers = bool(self._descendants())
+        leftovers = self._processes_left()
         text = lifecycle.describe_exit({"code": code, "signal": signal_name, "reason": reason})
         level = "info" if requested or code == 0 else "error"
         self._note(level, "pid %d %s" % (self.popen.pid, text))
@@ -390,153 +333,41 @@ class Monitor:
     def _stamp_exit(self):
         """Keep the lines that preceded an exit with it (the next run clears the buffer)."""
         if self.life.last_exit is not None and "last_lines" not in self.life.last_exit:
-            self.life.last_exit["last_lines"] = list(self.last_lines)
-
-    def _descendants(self):
-        return procfs.descendants(os.getpid())
+            self.life.last_exit["last_lines"] = list(self.capture.last_lines)
 
     def _processes_left(self):
-        return bool(self._descendants())
+        return bool(proctree.descendants())
 
     def _signal_groups(self, number):
         """The stop signal to every process group of the model's tree."""
-        groups = {stat.pgrp for stat in self._descendants()}
-        groups.discard(os.getpgrp())
-        for group in groups:
-            try:
-                os.killpg(group, number)
-            except (ProcessLookupError, PermissionError):
-                continue  # the group ended in the meantime
-        self._note("info", "sent %s to %d process group(s)" % (_signal_name(number), len(groups)))
+        count = proctree.signal_groups(number)
+        self._note("info", "sent %s to %d process group(s)" % (proctree.signal_name(number), count))
 
     def _kill_all(self):
-        for stat in self._descendants():
-            try:
-                os.kill(stat.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-        if not self._descendants():
+        if proctree.kill_all():
             self.killing = False
 
     def _scan_processes(self, now):
         """Record the tree's (pid, start time) pairs, so a successor can clean up after us."""
         self.next_scan = now + SCAN_INTERVAL
-        current = sorted([stat.pid, stat.starttime] for stat in self._descendants())
+        current = sorted([stat.pid, stat.starttime] for stat in proctree.descendants())
         if current != self.recorded_processes:
             self.recorded_processes = current
             self._publish(durable=False)
 
     def _stop_leftovers(self, previous):
         """Stop what a dead predecessor left running (matched by pid AND start time)."""
-        if not previous or previous.get("boot_id") != self.boot_id:
-            return
-        candidates = {tuple(pair) for pair in previous.get("processes") or []}
-        if previous.get("pid") and previous.get("pid_starttime"):
-            candidates.add((previous["pid"], previous["pid_starttime"]))
-            session = previous["pid"]
-            candidates.update(
-                (stat.pid, stat.starttime)
-                for stat in procfs.all_processes()
-                if stat.session == session and stat.starttime >= previous["pid_starttime"]
-            )
+        candidates = proctree.recorded(previous)
         alive = [pid for pid, start in candidates if procfs.alive(pid, start)]
         if not alive:
             return
         self._note("warning", "stopping %d process(es) left by a previous monitor" % len(alive))
         number = specs.stop_signal_number(self.spec)
-        self._wait_gone(candidates, number, self.spec["stop"]["timeout"])
-
-    def _wait_gone(self, candidates, number, timeout):
-        for sig, wait in ((number, timeout), (signal.SIGKILL, 30.0)):
-            for pid, start in candidates:
-                if procfs.alive(pid, start):
-                    try:
-                        os.kill(pid, sig)
-                    except ProcessLookupError:
-                        continue
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if not any(procfs.alive(pid, start) for pid, start in candidates):
-                    return
-                time.sleep(STOP_POLL)
-
-    # -- output ------------------------------------------------------------
-
-    def _reader(self, stream):
-        return lambda now: self._read(stream, now)
-
-    def _read(self, stream, now, drain=False):
-        chunks, eof = [], False
-        while True:
-            try:
-                data = os.read(stream.fd, READ_SIZE)
-            except BlockingIOError:
-                break
-            except OSError as error:
-                if error.errno == errno.EINTR:
-                    continue
-                eof = True
-                break
-            if not data:
-                eof = True
-                break
-            chunks.append(data)
-            if not drain and (len(data) < READ_SIZE or len(chunks) >= 16):
-                break
-        lines, partials = stream.splitter.feed_batch(b"".join(chunks)) if chunks else ([], None)
-        if eof:
-            rest = stream.splitter.finish()
-            if rest:
-                partials = (partials or [False] * len(lines)) + [False]
-                lines = lines + [rest[0][0]]
-            self._close_stream(stream)
-        self._capture(stream, lines, partials, now)
-
-    def _capture(self, stream, lines, partials, now):
-        """Level, frame and store a batch of lines of one stream (the hot path)."""
-        if not lines:
-            return
-        if partials is None and stream.continuing_level is None:
-            codes = stream.tracker.codes_of(lines)
-        else:
-            codes = self._codes_with_parts(stream, lines, partials or [False] * len(lines))
-        self.writer.append_batch(stream.code, codes, lines, partials)
-        if self.prober.pattern is not None:
-            for msg in lines:
-                self.prober.saw_line(msg, now)
-        for msg in lines[-LAST_LINES:]:
-            self.last_lines.append(msg.decode("utf-8", "replace"))
-
-    def _codes_with_parts(self, stream, lines, partials):
-        """Every piece of a line cut at 16 KiB takes the level of its first piece."""
-        codes = []
-        for msg, partial in zip(lines, partials):
-            if stream.continuing_level is None:
-                code = stream.tracker.codes_of([msg])[0]
-            else:
-                code = stream.continuing_level
-            stream.continuing_level = code if partial else None
-            codes.append(code)
-        return codes
-
-    def _close_stream(self, stream):
-        self.selector.unregister(stream.fd)
-        del self.streams[stream.fd]
-        stream.pipe.close()
-
-    def _drain_pipes(self, final=True):
-        """Read all that is in the pipes; if ``final`` (no writer is left), close them."""
-        for stream in list(self.streams.values()):
-            now = self.clock()
-            self._read(stream, now, drain=True)
-            if final and stream.fd in self.streams:
-                rest = stream.splitter.finish()
-                self._capture(stream, [line for line, _ in rest], None, now)
-                self._close_stream(stream)
+        proctree.stop_processes(candidates, number, self.spec["stop"]["timeout"])
 
     def _note(self, level, message):
         """A line of modeld's own in the model's log (stream ``modeld``)."""
-        self.writer.append([("m", levels.CODE[level], False, message.encode())])
+        self.capture.note(level, message)
 
     # -- signals, control and probes ----------------------------------------
 
@@ -547,7 +378,7 @@ class Monitor:
             return
         for number in set(received):
             if number in (signal.SIGTERM, signal.SIGINT):
-                cause = {"signal": _signal_name(number)}
+                cause = {"signal": proctree.signal_name(number)}
                 self._perform(self.life.request_stop(None, now, cause))
             elif number == signal.SIGUSR1:
                 self._read_control(now)
@@ -577,34 +408,17 @@ class Monitor:
     # -- state and events ---------------------------------------------------
 
     def _flush_events(self):
-        events = self.life.take_events()
-        if not events and not self.dirty:
+        changes = self.life.take_events()
+        if not changes and not self.dirty:
             return
-        for event in events:
+        for event in changes:
             self._note(
-                _event_level(event),
+                events.level(event),
                 "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
             )
-        self._append_events(events)
+        events.append(self.paths.events, self.name, changes)
         self._publish(durable=True)
         self.dirty = False
-
-    def _append_events(self, events):
-        if not events:
-            return
-        lines = "".join(
-            json.dumps(_event_dict(self.name, event), sort_keys=True) + "\n" for event in events
-        )
-        try:
-            if os.path.getsize(self.paths.events) > EVENTS_MAX_BYTES:
-                os.replace(self.paths.events, self.paths.events + ".1")
-        except FileNotFoundError:
-            pass
-        try:
-            with open(self.paths.events, "a") as handle:
-                handle.write(lines)
-        except OSError as error:
-            log.error("cannot append events: %s", error)
 
     def _publish(self, durable):
         life = self.life
@@ -653,26 +467,3 @@ def _exit_for_state(last_exit):
     shown["at"] = _us(last_exit["at"])
     shown.setdefault("last_lines", [])
     return shown
-
-
-def _event_level(event):
-    if event.new == states.FAILED:
-        return "error"
-    if event.new == states.BACKOFF or event.reason and "unhealthy" in event.reason:
-        return "warning"
-    return "info"
-
-
-def _event_dict(name, event):
-    exit_info = None
-    if event.exit:
-        exit_info = {key: event.exit.get(key) for key in ("code", "signal", "reason")}
-    return {
-        "at": timefmt.format_us(_us(event.at)),
-        "model": name,
-        "from": event.old,
-        "to": event.new,
-        "reason": event.reason,
-        "exit": exit_info,
-        "cause": event.cause,
-    }

@@ -4,7 +4,7 @@ Inputs are the deployment (desired state), the monitor's state file, whether
 its monitor lives, and the sampled metrics; nothing here touches the machine.
 """
 
-from lib import redact, states, timefmt
+from lib import errors, redact, states, timefmt
 from lib import spec as specs
 
 
@@ -88,3 +88,18 @@ def _metrics(sample, live, started_at, status, now_us):
         "uptime_s": uptime,
         "log_bytes": sample.get("log_bytes", 0),
     }
+
+
+def deployment_error(current):
+    """The ``DeploymentError`` for a model (its payload) that exited or failed while starting."""
+    last_exit = current.get("last_exit") or {}
+    return errors.DeploymentError(
+        "model %r %s before it was ready: %s"
+        % (current["name"], current["status"], current["reason"]),
+        name=current["name"],
+        status=current["status"],
+        exit_code=last_exit.get("code"),
+        signal=last_exit.get("signal"),
+        reason=last_exit.get("reason") or current["status"],
+        last_lines=last_exit.get("last_lines") or [],
+    )

@@ -13,22 +13,20 @@ adopted, never duplicated. A monitor is alive while it holds ``monitor.lock``;
 its identity (pid AND start time) is checked before it is signalled.
 """
 
-import collections
 import concurrent.futures
-import json
 import logging
 import os
 import queue
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 from lib import (
     errors,
+    events,
     fsutil,
+    launcher,
     logread,
     metrics,
     preflight,
@@ -45,36 +43,7 @@ log = logging.getLogger("modeld.supervisor")
 
 RECONCILE_INTERVAL = 1.0
 LAUNCH_POLL = 0.005
-MONITOR_START_TIMEOUT = 15.0
-MONITOR_START_ATTEMPTS = 3
-RECOVERY_LIMIT = 5
-RECOVERY_WINDOW = 60
-MONITOR_LOG_MAX = 1 << 20
 POLL = 0.02
-EXIT_LOCKED = 75
-
-
-def monitor_command(home, name, run, recover):
-    """How to start a monitor: the same interpreter and code as this daemon."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isfile(root):  # running from modeld.pyz
-        entry = [sys.executable, "-I", root] if sys.flags.isolated else [sys.executable, root]
-    else:
-        entry = [sys.executable, os.path.join(root, "modeld.py")]
-    command = entry + ["monitor", "--home", home.root, "--name", name, "--run", str(run)]
-    return command + (["--recover"] if recover else [])
-
-
-class Launch:
-    """A monitor on its way up: its launcher process and the Future of the outcome."""
-
-    def __init__(self, popen, name, run, recover):
-        self.popen = popen
-        self.name = name
-        self.run = run
-        self.recover = recover
-        self.deadline = time.monotonic() + MONITOR_START_TIMEOUT
-        self.outcome = concurrent.futures.Future()
 
 
 class Supervisor:
@@ -84,10 +53,7 @@ class Supervisor:
         self.log_defaults = log_defaults or {}
         self.environ = dict(os.environ if environ is None else environ)
         self.records = {}
-        self.failures = {}  # name -> why its monitor could not start
-        self.launching = {}  # name -> Launch, while a monitor comes up
-        self.start_attempts = {}
-        self.recoveries = {}  # name -> times its monitor was replaced recently
+        self.launcher = launcher.Launcher(home, self.environ)
         self.name_locks = {}
         self.lock = threading.RLock()
         self.commands = queue.Queue()
@@ -107,8 +73,8 @@ class Supervisor:
         self.thread.start()
         self._call(self._reconcile)
         # Ready means every model has a live monitor again: wait for the replacements.
-        outcomes = self._call(lambda: [launch.outcome for launch in self.launching.values()])
-        concurrent.futures.wait(outcomes, timeout=MONITOR_START_TIMEOUT + 10)
+        outcomes = self._call(self.launcher.outcomes)
+        concurrent.futures.wait(outcomes, timeout=launcher.START_TIMEOUT + 10)
         self.sampler.start()
 
     def _catch_up(self, record):
@@ -148,7 +114,7 @@ class Supervisor:
         next_reconcile = time.monotonic() + RECONCILE_INTERVAL
         while not self.stopping.is_set():
             timeout = max(0.0, next_reconcile - time.monotonic())
-            if self.launching:
+            if self.launcher.launching:
                 timeout = min(timeout, LAUNCH_POLL)
             try:
                 command = self.commands.get(timeout=timeout)
@@ -156,13 +122,13 @@ class Supervisor:
                 command = None
             if command is not None:
                 command()
-            self._guarded(self._poll_launches)
+            self._guarded(self.launcher.poll)
             if time.monotonic() >= next_reconcile and not self.stopping.is_set():
                 self._guarded(self._reconcile)
                 next_reconcile = time.monotonic() + RECONCILE_INTERVAL
-        deadline = time.monotonic() + MONITOR_START_TIMEOUT
-        while self.launching and time.monotonic() < deadline:
-            self._poll_launches()  # reap the launchers still running: no zombie, no warning
+        deadline = time.monotonic() + launcher.START_TIMEOUT
+        while self.launcher.launching and time.monotonic() < deadline:
+            self.launcher.poll()  # reap the launchers still running: no zombie, no warning
             time.sleep(LAUNCH_POLL)
 
     def _guarded(self, function):
@@ -218,7 +184,7 @@ class Supervisor:
         """The status payload of one model."""
         record = self.record(name)
         state = self.read_state(name)
-        monitor = {"alive": self.monitor_alive(name), "failure": self.failures.get(name)}
+        monitor = {"alive": self.monitor_alive(name), "failure": self.launcher.failures.get(name)}
         sample = self.sampler.get(name)
         if sample is None:
             sample = {"log_bytes": logread.LogReader(self.home.model(name).logs).total_bytes()}
@@ -328,11 +294,9 @@ class Supervisor:
 
     def _launch(self, name, recover):
         """Start a monitor and wait until it holds its lock (or could not start)."""
-        self.failures.pop(name, None)
-        self.recoveries.pop(name, None)
-        self.start_attempts[name] = 0
+        self.launcher.reset(name)
         outcome = self._call(self._spawn_monitor, name, recover)
-        return outcome.result(timeout=MONITOR_START_TIMEOUT + 10)
+        return outcome.result(timeout=launcher.START_TIMEOUT + 10)
 
     def start_model(self, name, cause=None):
         lock = self._exclusive(name)
@@ -380,7 +344,7 @@ class Supervisor:
             control_id = self._send_control(name, "stop", timeout, cause)
             if control_id is None and self._needs_cleanup(name):
                 self._call(self._spawn_monitor, name, True).result(
-                    timeout=MONITOR_START_TIMEOUT + 10
+                    timeout=launcher.START_TIMEOUT + 10
                 )
         finally:
             lock.release()
@@ -411,7 +375,7 @@ class Supervisor:
                 raise errors.ModelBusyError("model %r is still stopping" % name, name=name)
             with self.lock:
                 self.records.pop(name, None)
-            self.failures.pop(name, None)
+            self.launcher.forget(name)
             self.sampler.forget(name)
             self.registry.purge(name)
         finally:
@@ -443,7 +407,7 @@ class Supervisor:
             state = self.read_state(name)
             if state is not None and state.get("run") == record.run and predicate(state):
                 return True
-            if self.failures.get(name) or time.monotonic() >= deadline:
+            if self.launcher.failures.get(name) or time.monotonic() >= deadline:
                 return False
             if not self.monitor_alive(name):
                 return False  # no monitor lives to change the state
@@ -461,7 +425,7 @@ class Supervisor:
             if current["ready"]:
                 return current
             if current["status"] in (states.BACKOFF, states.EXITED, states.FAILED, states.STOPPED):
-                raise _deployment_error(current)
+                raise status.deployment_error(current)
             if time.monotonic() >= deadline:
                 raise errors.WaitTimeoutError(
                     "model %r is still %s after %gs" % (name, current["status"], timeout),
@@ -477,72 +441,19 @@ class Supervisor:
         names = [name] if name else self.names()
         found = []
         for each in names:
-            found.extend(events_of(self.home.model(each).events, since))
+            found.extend(events.read(self.home.model(each).events, since))
         found.sort(key=lambda event: event.get("at") or "")
         return found[-limit:]
 
     def wait_started(self, name):
         """Until the new monitor has written its first state (or could not start)."""
-        return self.wait_for(name, lambda state: True, MONITOR_START_TIMEOUT)
+        return self.wait_for(name, lambda state: True, launcher.START_TIMEOUT)
 
     # -- the supervisor thread ---------------------------------------------------
 
     def _spawn_monitor(self, name, recover):
-        """Start a monitor (supervisor thread only); a Future of True once it holds its lock.
-
-        The monitor detaches, so the process started here is a short-lived
-        launcher; the loop polls it instead of waiting, so that many monitors
-        (a restore after a reboot, concurrent deploys) come up side by side.
-        """
-        pending = self.launching.get(name)
-        if pending is not None:
-            return pending.outcome
-        record = self.record(name)
-        model_paths = self.home.model(name)
-        fsutil.ensure_directory(model_paths.root)
-        _rotate_monitor_log(model_paths.monitor_log)
-        command = monitor_command(self.home, name, record.run, recover)
-        with open(model_paths.monitor_log, "ab") as monitor_log:
-            launcher = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=monitor_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                cwd="/",
-                env=self.environ,
-            )
-        launch = self.launching[name] = Launch(launcher, name, record.run, recover)
-        return launch.outcome
-
-    def _poll_launches(self):
-        for launch in list(self.launching.values()):
-            code = launch.popen.poll()
-            if code is None:
-                if time.monotonic() < launch.deadline:
-                    continue
-                launch.popen.kill()
-                code = launch.popen.wait()
-            del self.launching[launch.name]
-            launch.outcome.set_result(self._launched(launch, code))
-
-    def _launched(self, launch, code):
-        name = launch.name
-        if code in (0, EXIT_LOCKED):
-            log.info(
-                "monitor of %r is up (run %d%s)",
-                name,
-                launch.run,
-                ", recovering" if launch.recover else "",
-            )
-            return True
-        self.start_attempts[name] = self.start_attempts.get(name, 0) + 1
-        tail = _tail(self.home.model(name).monitor_log)
-        log.error("the monitor of %r did not start (exit %s): %s", name, code, tail)
-        if self.start_attempts[name] >= MONITOR_START_ATTEMPTS:
-            self.failures[name] = "its monitor could not start: %s" % tail
-        return False
+        """Start the monitor of ``name`` (supervisor thread only): a Future of its start."""
+        return self.launcher.spawn(name, self.record(name).run, recover)
 
     def _reconcile(self):
         """Adopt live monitors, replace dead ones."""
@@ -557,31 +468,15 @@ class Supervisor:
             finally:
                 lock.release()
 
-    def _crash_looping(self, name):
-        """Stop replacing a monitor that keeps dying (a bug, or a broken install)."""
-        now = time.monotonic()
-        times = self.recoveries.setdefault(name, collections.deque())
-        if _recent(times, now, RECOVERY_WINDOW) >= RECOVERY_LIMIT:
-            if name not in self.failures:
-                tail = _tail(self.home.model(name).monitor_log)
-                self.failures[name] = "its monitor died %d times in %ds: %s" % (
-                    RECOVERY_LIMIT,
-                    RECOVERY_WINDOW,
-                    tail,
-                )
-                log.error("giving up on %r: %s", name, self.failures[name])
-            return True
-        times.append(now)
-        return False
-
     def _reconcile_one(self, name):
         record = self.record(name)
-        if name in self.launching or self.monitor_alive(name) or self.failures.get(name):
+        busy = name in self.launcher.launching or self.launcher.failures.get(name)
+        if busy or self.monitor_alive(name):
             return
         state = self.read_state(name)
         fresh = state is not None and state.get("run") == record.run
         if fresh and state.get("status") in states.ACTIVE:
-            if not self._crash_looping(name):
+            if not self.launcher.crash_looping(name):
                 log.warning(
                     "the monitor of %r is gone (was %s): replacing it", name, state["status"]
                 )
@@ -590,62 +485,3 @@ class Supervisor:
             # Persisted but never started (a crash in between), or its monitor died at birth.
             log.info("starting the monitor of %r (run %d has none)", name, record.run)
             self._spawn_monitor(name, recover=False)
-
-
-def _deployment_error(current):
-    last_exit = current.get("last_exit") or {}
-    reason = last_exit.get("reason") or current["status"]
-    return errors.DeploymentError(
-        "model %r %s before it was ready: %s"
-        % (current["name"], current["status"], current["reason"]),
-        name=current["name"],
-        status=current["status"],
-        exit_code=last_exit.get("code"),
-        signal=last_exit.get("signal"),
-        reason=reason,
-        last_lines=last_exit.get("last_lines") or [],
-    )
-
-
-def events_of(path, since=None):
-    """Parsed events from a model's events file and its rotated predecessor."""
-    found = []
-    for candidate in (path + ".1", path):
-        try:
-            with open(candidate) as handle:
-                lines = handle.readlines()
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a crash
-            if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
-                found.append(event)
-    return found
-
-
-def _recent(times, now, window):
-    while times and now - times[0] > window:
-        times.popleft()
-    return len(times)
-
-
-def _rotate_monitor_log(path):
-    try:
-        if os.path.getsize(path) > MONITOR_LOG_MAX:
-            os.replace(path, path + ".1")
-    except FileNotFoundError:
-        pass
-
-
-def _tail(path, lines=3):
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4096))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return "no monitor log"
-    kept = [line for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(kept) or "no output"

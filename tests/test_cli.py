@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import model, wait_until
-from lib import cli_modelctl
+from lib import cli_modelctl, render
 
 
 @pytest.fixture
@@ -215,14 +215,14 @@ def test_tables_fit_the_terminal():
         }
     ]
     columns, optional = ["NAME", "STATUS", "PID", "REASON"], ["REASON", "PID"]
-    wide = cli_modelctl.table(rows, columns, optional, 120)
+    wide = render.table(rows, columns, optional, 120)
     assert "REASON" in wide
-    fits = cli_modelctl.table(rows, columns, optional, 36)
+    fits = render.table(rows, columns, optional, 36)
     assert "REASON" not in fits and "PID" in fits  # NAME, STATUS, PID: exactly 36 columns
-    narrow = cli_modelctl.table(rows, columns, optional, 33)
+    narrow = render.table(rows, columns, optional, 33)
     assert "REASON" not in narrow and "PID" not in narrow
     assert max(len(line) for line in narrow.splitlines()) <= 33
-    tiny = cli_modelctl.table(rows, columns, optional, 20)
+    tiny = render.table(rows, columns, optional, 20)
     assert max(len(line) for line in tiny.splitlines()) <= 20
 
 
@@ -230,7 +230,7 @@ def test_tables_fit_the_terminal():
     "seconds, text", [(None, "-"), (5, "5s"), (187, "3m07s"), (18720, "5h12m"), (183600, "2d03h")]
 )
 def test_durations(seconds, text):
-    assert cli_modelctl.human_duration(seconds) == text
+    assert render.human_duration(seconds) == text
 
 
 def test_every_verb_is_in_the_readme():

@@ -91,5 +91,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_target,
     output = result.stdout + result.stderr
     generated = re.search(r"(\d+) generated", output)
     assert generated and int(generated.group(1)) >= 500, output[-3000:]
+    print(
+        "\nschemathesis: %s"
+        % [line for line in output.splitlines() if "generated" in line][-1].strip()
+    )
     assert result.returncode == 0, output[-6000:]
     assert fuzz_target.client().health() == {"status": "ok"}

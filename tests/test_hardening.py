@@ -79,9 +79,8 @@ def limited_api(supervisor):
 
     from lib import api as api_module
 
-    settings = api_module.Settings(
-        token=TOKEN, version="t", rate_limiter=ratelimit.RateLimiter(1, 3)
-    )
+    frozen = ratelimit.RateLimiter(1, 3, clock=lambda: 1000.0)  # no refill between requests
+    settings = api_module.Settings(token=TOKEN, version="t", rate_limiter=frozen)
     return webtest.TestApp(
         api_module.make_app(supervisor, settings),
         extra_environ={"HTTP_AUTHORIZATION": "Bearer " + TOKEN, "REMOTE_ADDR": "127.0.0.1"},
@@ -275,9 +274,15 @@ def test_access_log_has_a_line_per_request_and_never_the_token(daemon, home, tag
     client.list()
     with pytest.raises(errors.ModelNotFoundError):
         client.get("ghost")
-    with open(os.path.join(home, "daemon.log")) as handle:
-        text = handle.read()
-    lines = [line for line in text.splitlines() if "modeld.access" in line]
+
+    def access_lines():
+        # A line is written when the server closes the response, just after the client has it.
+        with open(os.path.join(home, "daemon.log")) as handle:
+            text = handle.read()
+        lines = [line for line in text.splitlines() if "modeld.access" in line]
+        return (text, lines) if any(" GET /models/ghost 404 " in line for line in lines) else None
+
+    text, lines = wait_until(access_lines, message="the access line")
     assert any(" GET /models 200 " in line for line in lines)
     ghost = [line for line in lines if " GET /models/ghost 404 " in line]
     assert len(ghost) == 1
