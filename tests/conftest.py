@@ -9,6 +9,7 @@ if something is.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,13 @@ def wait_until(predicate, timeout=15.0, interval=0.02, message="the condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %gs waiting for %s" % (timeout, message))
         time.sleep(interval)
+
+
+def unreachable_url():
+    """A URL nothing listens on: a port the kernel just handed out, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % probe.getsockname()[1]
 
 
 def processes_tagged(tag):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import model, wait_until
+from conftest import model, unreachable_url, wait_until
 from lib import cli_modelctl, render
 
 
@@ -33,10 +33,11 @@ def ctl(daemon):
 
 def test_unreachable_daemon_is_exit_3_with_a_hint():
     out, err = io.StringIO(), io.StringIO()
-    code = cli_modelctl.main(["--host", "http://127.0.0.1:9", "ps"], out, err)
+    url = unreachable_url()
+    code = cli_modelctl.main(["--host", url, "ps"], out, err)
     assert code == 3
     assert err.getvalue().startswith(
-        "modelctl: modeld is not running at http://127.0.0.1:9: start it with `modeld start`"
+        "modelctl: modeld is not running at %s: start it with `modeld start`" % url
     )
     assert "Traceback" not in err.getvalue() and out.getvalue() == ""
 
@@ -54,7 +55,7 @@ def test_unreachable_daemon_is_exit_3_with_a_hint():
 )
 def test_bad_arguments_are_exit_2(args, message, capsys):
     out, err = io.StringIO(), io.StringIO()
-    code = cli_modelctl.main(["--host", "http://127.0.0.1:9"] + args, out, err)
+    code = cli_modelctl.main(["--host", unreachable_url()] + args, out, err)
     assert code == 2
     assert message in err.getvalue() + capsys.readouterr().err
 

@@ -7,12 +7,11 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from conftest import MODELD, RunningDaemon, model, processes_tagged, wait_until
-from lib import errors, fsutil, procfs
+from lib import errors, fsutil, logread, procfs
 from lib.client import Client
 
 
@@ -96,7 +95,8 @@ def test_kill_9_and_start_again_loses_nothing(daemon, tag):
     before = running_pids(client)
     seq_before = last_seq(client, "a")
     daemon.kill()
-    time.sleep(0.3)  # the models keep logging while no daemon runs
+    logs = logread.LogReader(os.path.join(daemon.home, "models", "a", "logs"))
+    wait_until(lambda: logs.last_entry().seq > seq_before + 5, message="logging with no daemon")
     daemon.start()
     client = daemon.client()
     assert running_pids(client) == before, "a model was restarted or lost"

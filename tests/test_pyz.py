@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, processes_tagged, wait_until
+from conftest import ROOT, processes_tagged, unreachable_url, wait_until
 from lib import procfs
 
 
@@ -86,22 +86,21 @@ def _uncompressed(path):
 
 
 def test_ctl_and_a_modelctl_link_run_the_client(pyz, tmp_path):
+    nowhere = unreachable_url()
     result = subprocess.run(
         [sys.executable, "-I", pyz, "ctl", "--json", "version"],
         capture_output=True,
         text=True,
-        env=dict(os.environ, MODELD_HOST="http://127.0.0.1:9"),
+        env=dict(os.environ, MODELD_HOST=nowhere),
     )
     assert json.loads(result.stdout)["client"]
     link = tmp_path / "modelctl"
     link.symlink_to(pyz)
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(
-        os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], MODELD_HOST="http://127.0.0.1:9"
-    )
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], MODELD_HOST=nowhere)
     result = subprocess.run([str(link), "ps"], capture_output=True, text=True, env=env)
     assert result.returncode == 3
-    assert "modeld is not running at http://127.0.0.1:9" in result.stderr
+    assert "modeld is not running at %s" % nowhere in result.stderr
     usage = subprocess.run([str(link), "--help"], capture_output=True, text=True, env=env)
     assert usage.stdout.startswith("usage: modelctl")
 
