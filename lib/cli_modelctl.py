@@ -401,6 +401,8 @@ def cmd_logs(client, args, out):
         for entry in client.follow(args.name, **params):
             _print_entry(out, entry, args.json)
             out.flush()
+        # The stream ends when the model stops, or when the daemon goes away: say which.
+        client.get(args.name)
         return EXIT_OK
     if tail:
         params["tail"] = tail

@@ -197,11 +197,16 @@ class Client:
         """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped."""
         params = dict(params, follow="true", format="json")
         response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
-        with response:
-            for line in response:
-                line = line.strip()
-                if line:
-                    yield json.loads(line)
+        try:
+            with response:
+                for line in response:
+                    line = line.strip()
+                    if line:
+                        yield json.loads(line)
+        except (OSError, http.client.HTTPException) as error:
+            raise errors.DaemonUnreachableError(
+                "lost the connection to modeld at %s (%s)" % (self.host, error), host=self.host
+            ) from None
 
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"

@@ -213,11 +213,12 @@ class RunningDaemon:
 
 @pytest.fixture
 def daemon(home):
+    from lib import fsutil
+
     running = RunningDaemon(home)
     yield running
-    if not os.path.exists(os.path.join(home, "daemon.json")) and os.path.isdir(
-        os.path.join(home, "models")
-    ):
+    gone = not fsutil.is_locked(os.path.join(home, "modeld.lock"))
+    if gone and os.path.isdir(os.path.join(home, "models")):
         running.start(check=False)  # a test killed it: bring it back to stop the models
     running.stop(models=True)
     if os.path.exists(os.path.join(home, "daemon.json")):

@@ -102,10 +102,15 @@ def test_follow_across_rotations_loses_no_line(live, tag, supervisor):
     client = live.client()
     follower = Follower(client, "burst", stream="stdout")
     deploy(
-        client, tag, "burst", "flood.py", 3000, 40,
+        client,
+        tag,
+        "burst",
+        "flood.py",
+        3000,
+        40,
         logs={"max_bytes": 1024, "backups": 10_000},
         restart={"policy": "no"},
-    )  # fmt: skip
+    )
     follower.start()
     wait_until(lambda: follower.ended, timeout=60, message="the stream to end when the model exits")
     numbers = [int(entry["msg"].split()[0]) for entry in follower.entries]
@@ -116,10 +121,15 @@ def test_follow_across_rotations_loses_no_line(live, tag, supervisor):
 def test_a_10000_line_burst_with_1_kib_files_loses_nothing(live, tag):
     client = live.client()
     deploy(
-        client, tag, "burst", "flood.py", 10_000, 30,
+        client,
+        tag,
+        "burst",
+        "flood.py",
+        10_000,
+        30,
         logs={"max_bytes": 1024, "backups": 10_000},
         restart={"policy": "no"},
-    )  # fmt: skip
+    )
     wait_until(
         lambda: client.get("burst")["status"] == "exited", timeout=60, message="the burst to end"
     )
@@ -190,12 +200,24 @@ def test_modelctl_logs_follow_stops_cleanly_on_ctrl_c(live, tag):
     client = live.client()
     deploy(client, tag, "t", "ticker.py", 0.02, logs={"max_bytes": 1024, "backups": 1000})
     process = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "modelctl.py"), "--host", live.url, "--token", TOKEN,
-         "logs", "t", "-f", "--stream", "stdout", "--json"],
+        [
+            sys.executable,
+            os.path.join(ROOT, "modelctl.py"),
+            "--host",
+            live.url,
+            "--token",
+            TOKEN,
+            "logs",
+            "t",
+            "-f",
+            "--stream",
+            "stdout",
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     lines = []
     try:
         for line in process.stdout:
@@ -255,3 +277,40 @@ def test_a_follower_that_goes_away_frees_its_slot(live, tag):
             return None
 
     assert wait_until(slot_free, message="the abandoned follower's slot")
+
+
+def test_modelctl_logs_follow_says_so_when_the_daemon_goes_away(daemon, tag):
+    daemon.start()
+    daemon.client().deploy({"name": "t", "command": model("ticker.py", 0.05, tag=tag)})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(ROOT, "modelctl.py"),
+            "--host",
+            daemon.url,
+            "--token",
+            daemon.token,
+            "logs",
+            "t",
+            "-f",
+            "--stream",
+            "stdout",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().split()[1:3] == ["stdout", "INFO"]
+        daemon.kill()
+        _, errors_text = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 3
+    assert (
+        "modeld is not running at %s" % daemon.url in errors_text
+        or "lost the connection" in errors_text
+    )
+    assert "Traceback" not in errors_text
