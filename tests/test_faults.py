@@ -209,15 +209,19 @@ def test_two_hundred_deploy_stop_cycles_leak_nothing(daemon, tag):
         }
 
     cycles(20)  # warm up: caches, thread pool, first imports
-    baseline = measure()
+    # Background threads (reconcile, metrics) hold a descriptor for a moment now and
+    # then: the baseline is the least of a few looks, and a leak never goes back down.
+    samples = [measure() for _ in range(20)]
+    baseline = {key: min(sample[key] for sample in samples) for key in samples[0]}
     cycles(200)
-    after = wait_until(
-        lambda: (lambda m: m if m["threads"] <= baseline["threads"] else None)(measure()),
-        message="threads back to the baseline",
-    )
+
+    def settled():
+        now = measure()
+        back = now["fds"] <= baseline["fds"] and now["threads"] <= baseline["threads"]
+        return now if back else None
+
+    after = wait_until(settled, timeout=10, message="descriptors and threads back to the baseline")
     print("\nleak check over 200 cycles: baseline %s, after %s" % (baseline, after))
-    assert after["fds"] <= baseline["fds"]
-    assert after["threads"] <= baseline["threads"]
     assert after["rss_kib"] - baseline["rss_kib"] < 4096, "RSS grew by %d KiB" % (
         after["rss_kib"] - baseline["rss_kib"]
     )
