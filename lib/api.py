@@ -17,7 +17,7 @@ import traceback
 
 import bottle
 
-from lib import errors, logquery, logread, middleware, openapi, states, timefmt
+from lib import errors, logquery, logread, middleware, openapi, params, states, timefmt
 from lib import spec as specs
 
 log = logging.getLogger("modeld.api")
@@ -145,17 +145,17 @@ def _default_error(http_error):
 
 def query_params(allowed):
     """The query string as a dict; unknown or repeated parameters are a 400."""
-    params = {}
+    found = {}
     for key, value in bottle.request.query.allitems():
         if key not in allowed:
             hint = "allowed: %s" % ", ".join(allowed) if allowed else "this route takes none"
             raise errors.ValidationError(key, "unknown parameter (%s)" % hint)
-        if key in params:
+        if key in found:
             raise errors.ValidationError(key, "given more than once")
         if value == "":
             raise errors.ValidationError(key, "must not be empty")
-        params[key] = value
-    return params
+        found[key] = value
+    return found
 
 
 def read_json(max_body):
@@ -174,27 +174,6 @@ def read_json(max_body):
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise errors.BadRequestError("the request body is not valid JSON: %s" % error) from None
-
-
-def boolean(params, key):
-    value = params.get(key, "false").lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise errors.ValidationError(key, "must be true or false")
-
-
-def seconds(params, key, high):
-    if key not in params:
-        return None
-    try:
-        value = float(params[key])
-    except ValueError:
-        raise errors.ValidationError(key, "must be a number of seconds") from None
-    if not 0 <= value <= high:
-        raise errors.ValidationError(key, "must be between 0 and %s seconds" % high)
-    return value
 
 
 def model_name(name):
@@ -250,9 +229,9 @@ def make_app(supervisor, settings):
 
     @app.post("/models")
     def deploy():
-        params = query_params(("wait", "timeout", "dry_run"))
-        wait, dry_run = boolean(params, "wait"), boolean(params, "dry_run")
-        timeout = seconds(params, "timeout", WAIT_TIMEOUT_MAX)
+        query = query_params(("wait", "timeout", "dry_run"))
+        wait, dry_run = params.boolean(query, "wait"), params.boolean(query, "dry_run")
+        timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
         body = read_json(settings.max_body)
         if dry_run:
             return supervisor.dry_run(body)
@@ -265,10 +244,10 @@ def make_app(supervisor, settings):
 
     @app.get("/models")
     def list_models():
-        params = query_params(("status",))
+        query = query_params(("status",))
         wanted = None
-        if "status" in params:
-            wanted = set(params["status"].split(","))
+        if "status" in query:
+            wanted = set(query["status"].split(","))
             unknown = wanted - set(states.STATUSES)
             if unknown:
                 message = "unknown status %s (use %s)" % (
@@ -285,67 +264,55 @@ def make_app(supervisor, settings):
 
     @app.delete("/models/<name>")
     def stop_model(name):
-        params = query_params(("timeout", "purge"))
-        timeout = seconds(params, "timeout", 3600)
-        return supervisor.stop(model_name(name), timeout, boolean(params, "purge"), cause())
+        query = query_params(("timeout", "purge"))
+        timeout = params.seconds(query, "timeout", 3600)
+        return supervisor.stop(model_name(name), timeout, params.boolean(query, "purge"), cause())
 
     @app.post("/models/<name>/start")
     def start_model(name):
-        params = query_params(("wait", "timeout"))
+        query = query_params(("wait", "timeout"))
         result = supervisor.start_model(model_name(name), cause())
-        if boolean(params, "wait"):
-            result = supervisor.wait_ready(name, seconds(params, "timeout", WAIT_TIMEOUT_MAX))
+        if params.boolean(query, "wait"):
+            result = supervisor.wait_ready(name, params.seconds(query, "timeout", WAIT_TIMEOUT_MAX))
         return result
 
     @app.post("/models/<name>/restart")
     def restart_model(name):
-        params = query_params(("timeout",))
-        timeout = seconds(params, "timeout", 3600)
+        query = query_params(("timeout",))
+        timeout = params.seconds(query, "timeout", 3600)
         return supervisor.restart_model(model_name(name), timeout, cause())
 
     @app.get("/models/<name>/logs")
     def model_logs(name):
         name = model_name(name)
         supervisor.record(name)  # 404 before parsing parameters
-        params = query_params(logquery.PARAMETERS)
-        query = logquery.parse_log_query(params, timefmt.now_us())
+        log_query = logquery.parse_log_query(query_params(logquery.PARAMETERS), timefmt.now_us())
         reader = logread.LogReader(supervisor.home.model(name).logs)
-        if query.follow:
-            return _follow(supervisor, settings, followers, name, reader, query)
-        page = logquery.run_query(reader, query)
-        return _page_response(reader, query, page)
+        if log_query.follow:
+            return _follow(supervisor, settings, followers, name, reader, log_query)
+        page = logquery.run_query(reader, log_query)
+        return _page_response(reader, log_query, page)
 
     @app.get("/models/<name>/events")
     def model_events(name):
-        params = query_params(("limit", "since"))
+        query = query_params(("limit", "since"))
         name = model_name(name)
         supervisor.record(name)
-        return {"events": supervisor.events(name, **_event_filters(params))}
+        return {"events": supervisor.events(name, **_event_filters(query))}
 
     @app.get("/events")
     def all_events():
-        params = query_params(("limit", "since"))
-        return {"events": supervisor.events(None, **_event_filters(params))}
+        query = query_params(("limit", "since"))
+        return {"events": supervisor.events(None, **_event_filters(query))}
 
     return middleware.RequestContext(app, settings.rate_limiter)
 
 
-def _event_filters(params):
-    limit = 100
-    if "limit" in params:
-        try:
-            limit = int(params["limit"])
-        except ValueError:
-            raise errors.ValidationError("limit", "must be an integer") from None
-        if not 1 <= limit <= 10_000:
-            raise errors.ValidationError("limit", "must be between 1 and 10000")
-    since = None
-    if params.get("since"):
-        try:
-            since = timefmt.parse_moment_us(params["since"], timefmt.now_us())
-        except ValueError as error:
-            raise errors.ValidationError("since", str(error)) from None
-    return {"limit": limit, "since": since}
+def _event_filters(query):
+    return {
+        "limit": params.integer(query, "limit", 1, 10_000) or 100,
+        "since": params.moment(query, "since", timefmt.now_us()),
+    }
 
 
 def _page_response(reader, query, page):

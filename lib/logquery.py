@@ -18,6 +18,7 @@ import collections
 import time
 
 from lib import levels, logstore, timefmt
+from lib import params as params_
 from lib.errors import ValidationError
 
 DEFAULT_LIMIT = 100
@@ -59,8 +60,8 @@ def parse_log_query(params, now_us):
             raise ValidationError(key, "unknown parameter (allowed: %s)" % ", ".join(PARAMETERS))
         if value == "":
             raise ValidationError(key, "must not be empty")
-    since = _moment(params, "since", now_us)
-    until = _moment(params, "until", now_us)
+    since = params_.moment(params, "since", now_us)
+    until = params_.moment(params, "until", now_us)
     if since is not None and until is not None and since > until:
         raise ValidationError("until", "is before since")
     min_rank, max_rank = _levels(params.get("level"))
@@ -68,8 +69,8 @@ def parse_log_query(params, now_us):
     if grep is not None and (not grep or len(grep) > MAX_GREP or "\x00" in grep):
         raise ValidationError("grep", "must be 1 to %d characters" % MAX_GREP)
     ignore_case = grep is not None and grep == grep.lower()
-    tail = _integer(params, "tail", 0, MAX_TAIL)
-    limit = _integer(params, "limit", 1, MAX_LIMIT)
+    tail = params_.integer(params, "tail", 0, MAX_TAIL)
+    limit = params_.integer(params, "limit", 1, MAX_LIMIT)
     if limit is None:
         limit = min(tail, MAX_LIMIT) if tail else DEFAULT_LIMIT
     return LogQuery(
@@ -78,23 +79,14 @@ def parse_log_query(params, now_us):
         min_rank=min_rank,
         max_rank=max_rank,
         streams=_streams(params.get("stream")),
-        grep=_grep_bytes(grep, ignore_case),
+        grep=None if grep is None else grep.encode("utf-8"),
         ignore_case=ignore_case,
         tail=tail,
         limit=limit,
         cursor=decode_cursor(params["cursor"]) if params.get("cursor") else None,
-        follow=_boolean(params, "follow"),
-        format=_choice(params, "format", ("json", "text"), "json"),
+        follow=params_.boolean(params, "follow"),
+        format=params_.choice(params, "format", ("json", "text"), "json"),
     )
-
-
-def _moment(params, key, now_us):
-    if params.get(key) in (None, ""):
-        return None
-    try:
-        return timefmt.parse_moment_us(params[key], now_us)
-    except ValueError as error:
-        raise ValidationError(key, str(error)) from None
 
 
 def _levels(text):
@@ -122,41 +114,6 @@ def _streams(text):
             raise ValidationError("stream", "must be stdout, stderr, modeld, both or all")
         chosen |= STREAM_CHOICES[part]
     return chosen
-
-
-def _grep_bytes(grep, ignore_case):
-    if grep is None:
-        return None
-    return grep.encode("utf-8")
-
-
-def _integer(params, key, low, high):
-    text = params.get(key)
-    if text in (None, ""):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValidationError(key, "must be an integer") from None
-    if not low <= value <= high:
-        raise ValidationError(key, "must be between %d and %d" % (low, high))
-    return value
-
-
-def _boolean(params, key):
-    text = (params.get(key) or "false").lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ValidationError(key, "must be true or false")
-
-
-def _choice(params, key, choices, default):
-    value = params.get(key) or default
-    if value not in choices:
-        raise ValidationError(key, "must be one of: %s" % ", ".join(choices))
-    return value
 
 
 # -- cursors -------------------------------------------------------------------

@@ -295,6 +295,10 @@ class Supervisor:
     def _launch(self, name, recover):
         """Start a monitor and wait until it holds its lock (or could not start)."""
         self.launcher.reset(name)
+        return self._start_monitor(name, recover)
+
+    def _start_monitor(self, name, recover):
+        """From any thread: start a monitor, wait until it holds its lock (or cannot)."""
         outcome = self._call(self._spawn_monitor, name, recover)
         return outcome.result(timeout=launcher.START_TIMEOUT + 10)
 
@@ -343,9 +347,7 @@ class Supervisor:
             self.registry.save(record)
             control_id = self._send_control(name, "stop", timeout, cause)
             if control_id is None and self._needs_cleanup(name):
-                self._call(self._spawn_monitor, name, True).result(
-                    timeout=launcher.START_TIMEOUT + 10
-                )
+                self._start_monitor(name, recover=True)
         finally:
             lock.release()
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout

@@ -14,6 +14,7 @@ ORDER = [
     "errors",
     "states",
     "timefmt",
+    "params",
     "paths",
     "redact",
     "fsutil",

@@ -20,6 +20,14 @@ def deploy(client, tag, name, script, *args, **extra):
     return client.deploy(spec)
 
 
+def modelctl(url, token, *args):
+    """modelctl as its own process, its output readable as text."""
+    command = [sys.executable, os.path.join(ROOT, "modelctl.py"), "--host", url, "--token", token]
+    return subprocess.Popen(
+        command + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 class Follower(threading.Thread):
     """Reads a follow stream in the background, keeping every entry."""
 
@@ -199,25 +207,7 @@ def test_logs_of_a_stopped_model_stay_readable_until_purge(live, tag):
 def test_modelctl_logs_follow_stops_cleanly_on_ctrl_c(live, tag):
     client = live.client()
     deploy(client, tag, "t", "ticker.py", 0.02, logs={"max_bytes": 1024, "backups": 1000})
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(ROOT, "modelctl.py"),
-            "--host",
-            live.url,
-            "--token",
-            TOKEN,
-            "logs",
-            "t",
-            "-f",
-            "--stream",
-            "stdout",
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = modelctl(live.url, TOKEN, "logs", "t", "-f", "--stream", "stdout", "--json")
     lines = []
     try:
         for line in process.stdout:
@@ -282,24 +272,7 @@ def test_a_follower_that_goes_away_frees_its_slot(live, tag):
 def test_modelctl_logs_follow_says_so_when_the_daemon_goes_away(daemon, tag):
     daemon.start()
     daemon.client().deploy({"name": "t", "command": model("ticker.py", 0.05, tag=tag)})
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(ROOT, "modelctl.py"),
-            "--host",
-            daemon.url,
-            "--token",
-            daemon.token,
-            "logs",
-            "t",
-            "-f",
-            "--stream",
-            "stdout",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = modelctl(daemon.url, daemon.token, "logs", "t", "-f", "--stream", "stdout")
     try:
         assert process.stdout.readline().split()[1:3] == ["stdout", "INFO"]
         daemon.kill()
