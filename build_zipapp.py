@@ -31,7 +31,7 @@ MAIN = b'''"""modeld.pyz: ./modeld.pyz start|stop|status|run, ./modeld.pyz ctl V
 
 import sys
 
-from lib.entry import main
+from lib.cli.entry import main
 
 sys.exit(main())
 '''

@@ -3,7 +3,7 @@
 
 import sys
 
-from lib.cli_modelctl import main
+from lib.cli.modelctl import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from lib.entry import main
+from lib.cli.entry import main
 
 if __name__ == "__main__":
     sys.exit(main())

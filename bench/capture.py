@@ -45,7 +45,7 @@ def run_direct(lines, workdir):
 
 
 def run_modeld(lines):
-    from lib import logread
+    from lib.logs import reader as logread
 
     daemon = Daemon()
     try:

@@ -27,7 +27,9 @@ import urllib.parse
 
 from common import Daemon, header, median, percentile
 
-from lib import logread, logstore, timefmt
+from lib.core import timefmt
+from lib.logs import reader as logread
+from lib.logs import store as logstore
 
 ENTRY_BYTES = 100
 

@@ -5,7 +5,7 @@ The server turns these into the one JSON error shape::
     {"error": {"code": "model_not_found", "message": "...", "details": {...}}}
 
 and the client library turns that shape back into the same class, so a script
-using ``lib.client`` catches ``ModelNotFoundError`` whether it runs in the
+using ``lib.cli.client`` catches ``ModelNotFoundError`` whether it runs in the
 daemon or talks to it over HTTP. Standard library only.
 """
 

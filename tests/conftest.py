@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from lib import procfs  # noqa: E402 - needs ROOT on sys.path
+from lib.core import procfs  # noqa: E402 - needs ROOT on sys.path
 
 MODELS = os.path.join(ROOT, "tests", "models")
 MODELD = [sys.executable, os.path.join(ROOT, "modeld.py")]
@@ -110,8 +110,8 @@ def model(script, *args, tag):
 
 @pytest.fixture
 def supervisor(home):
-    from lib import paths
-    from lib.supervisor import Supervisor
+    from lib.core import paths
+    from lib.daemon.supervisor import Supervisor
 
     instance = Supervisor(paths.Home(home), sample_interval=0.2)
     instance.start()
@@ -123,7 +123,7 @@ def supervisor(home):
 def api(supervisor):
     import webtest
 
-    from lib import api as api_module
+    from lib.api import app as api_module
 
     settings = api_module.Settings(token=TOKEN, version="test")
     app = api_module.make_app(supervisor, settings)
@@ -139,8 +139,8 @@ class LiveServer:
     def __init__(self, supervisor, **settings):
         import threading
 
-        from lib import api as api_module
-        from lib import server as server_module
+        from lib.api import app as api_module
+        from lib.api import server as server_module
 
         self.settings = api_module.Settings(token=TOKEN, version="test", **settings)
         app = api_module.make_app(supervisor, self.settings)
@@ -152,7 +152,7 @@ class LiveServer:
         self.stopping = False
 
     def client(self):
-        from lib.client import Client
+        from lib.cli.client import Client
 
         return Client(self.url, TOKEN)
 
@@ -198,7 +198,7 @@ class RunningDaemon:
         self.pid = self.info["pid"]
 
     def client(self):
-        from lib.client import Client
+        from lib.cli.client import Client
 
         return Client(self.url, self.token)
 
@@ -213,7 +213,7 @@ class RunningDaemon:
 
 @pytest.fixture
 def daemon(home):
-    from lib import fsutil
+    from lib.core import fsutil
 
     running = RunningDaemon(home)
     yield running

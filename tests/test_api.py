@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from conftest import TOKEN, assert_error, model, wait_until
-from lib import openapi
+from lib.api import openapi
 
 
 def deploy(api, tag, name="m1", script="sleeper.py", args=(), **extra):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import model, unreachable_url, wait_until
-from lib import cli_modelctl, render
+from lib.cli import modelctl, render
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def ctl(daemon):
         if stdin is not None:
             sys.stdin = io.StringIO(stdin)
         try:
-            code = cli_modelctl.main(
+            code = modelctl.main(
                 ["--host", daemon.url, "--token", daemon.token] + list(args), out, err
             )
         finally:
@@ -34,7 +34,7 @@ def ctl(daemon):
 def test_unreachable_daemon_is_exit_3_with_a_hint():
     out, err = io.StringIO(), io.StringIO()
     url = unreachable_url()
-    code = cli_modelctl.main(["--host", url, "ps"], out, err)
+    code = modelctl.main(["--host", url, "ps"], out, err)
     assert code == 3
     assert err.getvalue().startswith(
         "modelctl: modeld is not running at %s: start it with `modeld start`" % url
@@ -55,7 +55,7 @@ def test_unreachable_daemon_is_exit_3_with_a_hint():
 )
 def test_bad_arguments_are_exit_2(args, message, capsys):
     out, err = io.StringIO(), io.StringIO()
-    code = cli_modelctl.main(["--host", unreachable_url()] + args, out, err)
+    code = modelctl.main(["--host", unreachable_url()] + args, out, err)
     assert code == 2
     assert message in err.getvalue() + capsys.readouterr().err
 
@@ -237,6 +237,6 @@ def test_durations(seconds, text):
 def test_every_verb_is_in_the_readme():
     with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as handle:
         readme = handle.read()
-    verbs = cli_modelctl.build_parser()._subparsers._group_actions[0].choices
+    verbs = modelctl.build_parser()._subparsers._group_actions[0].choices
     for verb in verbs:
         assert "modelctl %s" % verb in readme, "README does not show `modelctl %s`" % verb

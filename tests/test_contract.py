@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import MODELD, RunningDaemon
-from lib import openapi
+from lib.api import openapi
 
 FUZZ_PATH = "/nonexistent-modeld-fuzz"  # generated commands must not resolve real programs
 

@@ -11,8 +11,10 @@ import subprocess
 import pytest
 
 from conftest import MODELD, RunningDaemon, model, processes_tagged, wait_until
-from lib import errors, fsutil, logread, procfs
-from lib.client import Client
+from lib import errors
+from lib.cli.client import Client
+from lib.core import fsutil, procfs
+from lib.logs import reader
 
 
 def modeld(*args, timeout=60):
@@ -95,7 +97,7 @@ def test_kill_9_and_start_again_loses_nothing(daemon, tag):
     before = running_pids(client)
     seq_before = last_seq(client, "a")
     daemon.kill()
-    logs = logread.LogReader(os.path.join(daemon.home, "models", "a", "logs"))
+    logs = reader.LogReader(os.path.join(daemon.home, "models", "a", "logs"))
     wait_until(lambda: logs.last_entry().seq > seq_before + 5, message="logging with no daemon")
     daemon.start()
     client = daemon.client()
@@ -259,7 +261,7 @@ def test_bad_flags_are_usage_errors(home, verb):
 
 
 def test_the_daemon_log_rotates_by_size(tmp_path):
-    from lib.daemon import DaemonLogHandler
+    from lib.daemon.process import DaemonLogHandler
 
     path = str(tmp_path / "daemon.log")
     handler = DaemonLogHandler(path, maxBytes=1000, backupCount=2)

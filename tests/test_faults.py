@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from conftest import model, processes_tagged, wait_until
-from lib import fsutil, procfs
+from lib.core import fsutil, procfs
 
 POLICIES = ("no", "on-failure", "always")
 

@@ -10,7 +10,8 @@ import urllib.parse
 import pytest
 
 from conftest import MODELD, TOKEN, RunningDaemon, assert_error, model, wait_until
-from lib import errors, openapi, ratelimit
+from lib import errors
+from lib.api import openapi, ratelimit
 
 # -- rate limiting -------------------------------------------------------------
 
@@ -77,7 +78,7 @@ def test_bad_rate_limit_settings(text):
 def limited_api(supervisor):
     import webtest
 
-    from lib import api as api_module
+    from lib.api import app as api_module
 
     frozen = ratelimit.RateLimiter(1, 3, clock=lambda: 1000.0)  # no refill between requests
     settings = api_module.Settings(token=TOKEN, version="t", rate_limiter=frozen)
@@ -169,7 +170,7 @@ def test_long_url_and_large_headers_are_refused_as_json(api):
 def test_unix_socket_mode_no_token_and_no_stealing(tmp_path, tag):
     import grp
 
-    from lib.client import Client
+    from lib.cli.client import Client
 
     path = str(tmp_path / "modeld.sock")
     group = grp.getgrgid(os.getgid()).gr_name
@@ -236,8 +237,8 @@ def certificate(tmp_path):
 
 
 def test_tls(home, certificate, tag):
-    from lib import cli_modelctl
-    from lib.client import Client
+    from lib.cli import modelctl
+    from lib.cli.client import Client
 
     cert, key = certificate
     daemon = RunningDaemon(home, ["--tls-cert", cert, "--tls-key", key])
@@ -249,7 +250,7 @@ def test_tls(home, certificate, tag):
         with pytest.raises(errors.DaemonUnreachableError) as raised:
             Client(daemon.url, daemon.token, environ={}).info()  # a CA it does not know
         assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value)
-        code = cli_modelctl.main(
+        code = modelctl.main(
             ["--host", daemon.url, "--token", daemon.token, "--cacert", cert, "ps"]
         )
         assert code == 0

@@ -1,4 +1,18 @@
-"""Imports point downward, and the client and the monitor never load bottle or cheroot."""
+"""The layout is the architecture: packages by the process that runs them, imports pointing one
+way, and the client and the monitor never loading bottle or cheroot.
+
+    lib.cli                  front ends (modeld, modelctl), the Python client
+      |
+    lib.daemon               the daemon process: supervisor, registry, process shell
+      |
+    lib.api    lib.monitor   the daemon's HTTP front | the monitor process (siblings: neither
+      |          |           imports the other; the daemon reaches monitors through files)
+    lib.logs                 log store: levels, writer, reader, query
+      |
+    lib.core                 vocabulary, spec, protocol, paths, files, time, /proc
+      |
+    lib.errors, lib.__version__
+"""
 
 import ast
 import os
@@ -9,84 +23,119 @@ import pytest
 
 from conftest import ROOT
 
-# Every module of lib/, lowest first: a module may import only those before it.
-ORDER = [
-    "errors",
-    "states",
-    "timefmt",
-    "params",
-    "paths",
-    "redact",
-    "fsutil",
-    "procfs",
-    "levels",
-    "forensics",
-    "events",
-    "spec",
-    "logstore",
-    "logread",
-    "logquery",
-    "lifecycle",
-    "probes",
-    "proctree",
-    "capture",
-    "monitor",
-    "registry",
-    "preflight",
-    "launcher",
-    "status",
-    "metrics",
-    "supervisor",
-    "ratelimit",
-    "openapi",
-    "middleware",
-    "api",
-    "server",
-    "config",
-    "daemon",
-    "cli_modeld",
-    "client",
-    "render",
-    "cli_spec",
-    "cli_modelctl",
-    "entry",
-]
-THIRD_PARTY = {"bottle": {"api"}, "cheroot": {"server"}}
+# Which packages each package may import from (besides itself and lib.errors).
+ALLOWED = {
+    "core": set(),
+    "logs": {"core"},
+    "monitor": {"core", "logs"},
+    "api": {"core", "logs"},
+    "daemon": {"core", "logs", "api"},
+    "cli": {"core", "logs", "api", "daemon", "monitor"},
+}
+# Inside a package, a module may import only those listed before it.
+ORDER = {
+    "core": [
+        "vocabulary",
+        "timefmt",
+        "params",
+        "paths",
+        "redact",
+        "fsutil",
+        "procfs",
+        "events",
+        "spec",
+    ],
+    "logs": ["levels", "store", "reader", "query"],
+    "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
+    "api": ["ratelimit", "openapi", "middleware", "app", "server"],
+    "daemon": [
+        "registry",
+        "preflight",
+        "launcher",
+        "status",
+        "sampler",
+        "supervisor",
+        "config",
+        "process",
+    ],
+    "cli": ["client", "render", "spec_flags", "modelctl", "modeld", "entry"],
+}
+THIRD_PARTY = {"bottle": {"api.app"}, "cheroot": {"api.server"}}
+MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 
 def imports_of(module):
-    with open(os.path.join(ROOT, "lib", module + ".py")) as handle:
+    """``package.module`` names of lib imported by ``module``, and ``!name`` for the others."""
+    with open(os.path.join(ROOT, "lib", *module.split(".")) + ".py") as handle:
         tree = ast.parse(handle.read())
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "lib":
+            parts = node.module.split(".")
+            if parts[0] != "lib":
+                found.add("!" + parts[0])
+            elif len(parts) == 1:
                 found.update(alias.name for alias in node.names)
-            elif node.module.startswith("lib."):
-                found.add(node.module.split(".")[1])
+            elif len(parts) == 2 and parts[1] in ORDER:
+                found.update("%s.%s" % (parts[1], alias.name) for alias in node.names)
             else:
-                found.add("!" + node.module.split(".")[0])
+                found.add(".".join(parts[1:3]))
         elif isinstance(node, ast.Import):
             found.update("!" + alias.name.split(".")[0] for alias in node.names)
     return found
 
 
 def test_the_order_lists_every_module():
-    modules = {name[:-3] for name in os.listdir(os.path.join(ROOT, "lib")) if name.endswith(".py")}
-    assert modules - {"__init__"} == set(ORDER)
+    found = []
+    for package in os.listdir(os.path.join(ROOT, "lib")):
+        folder = os.path.join(ROOT, "lib", package)
+        if os.path.isdir(folder) and package != "__pycache__":
+            found += [
+                "%s.%s" % (package, name[:-3])
+                for name in os.listdir(folder)
+                if name.endswith(".py") and name != "__init__.py"
+            ]
+    assert set(found) == set(MODULES)
 
 
-@pytest.mark.parametrize("module", ORDER)
+def test_only_errors_and_the_packages_sit_at_the_top_of_lib():
+    top = {
+        name
+        for name in os.listdir(os.path.join(ROOT, "lib"))
+        if name.endswith(".py") or os.path.isdir(os.path.join(ROOT, "lib", name))
+    }
+    assert top - {"__pycache__"} == {"__init__.py", "errors.py"} | set(ORDER)
+
+
+@pytest.mark.parametrize("module", MODULES)
 def test_imports_point_downward(module):
-    below = set(ORDER[: ORDER.index(module)]) | {"__version__"}
-    own = {name for name in imports_of(module) if not name.startswith("!")}
-    assert own <= below, "%s imports %s from above it" % (module, sorted(own - below))
-    for package, allowed in THIRD_PARTY.items():
-        if "!" + package in imports_of(module):
-            assert module in allowed, "only %s may import %s" % (sorted(allowed), package)
+    package, name = module.split(".")
+    siblings = ORDER[package]
+    below = {"%s.%s" % (package, other) for other in siblings[: siblings.index(name)]}
+    below |= {other for other in MODULES if other.split(".")[0] in ALLOWED[package]}
+    own = {found for found in imports_of(module) if not found.startswith("!")}
+    assert own - {"errors", "__version__"} <= below, "%s imports %s from above it" % (
+        module,
+        sorted(own - below - {"errors", "__version__"}),
+    )
+    for third_party, allowed in THIRD_PARTY.items():
+        if "!" + third_party in imports_of(module):
+            assert module in allowed, "only %s may import %s" % (sorted(allowed), third_party)
 
 
-@pytest.mark.parametrize("module", ["lib.cli_modelctl", "lib.client", "lib.monitor", "lib.entry"])
+def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
+    """The check above can fail: a monitor module importing the daemon is caught."""
+    fake_root = tmp_path / "root"
+    (fake_root / "lib" / "monitor").mkdir(parents=True)
+    (fake_root / "lib" / "monitor" / "loop.py").write_text("from lib.daemon import supervisor\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", str(fake_root))
+    with pytest.raises(AssertionError, match="from above it"):
+        test_imports_point_downward("monitor.loop")
+
+
+@pytest.mark.parametrize(
+    "module", ["lib.cli.modelctl", "lib.cli.client", "lib.monitor.loop", "lib.cli.entry"]
+)
 def test_client_and_monitor_paths_stay_light(module):
     code = (
         "import sys, %s; "

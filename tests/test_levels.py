@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.levels import LevelTracker, detect
+from lib.logs.levels import LevelTracker, detect
 
 SAMPLES = [
     # Python logging, default format and common ones

@@ -2,8 +2,9 @@
 
 import pytest
 
-from lib import lifecycle, spec, states
-from lib.lifecycle import Finish, KillAll, Lifecycle, Signal, Spawn
+from lib.core import spec, vocabulary
+from lib.monitor import lifecycle
+from lib.monitor.lifecycle import Finish, KillAll, Lifecycle, Signal, Spawn
 
 
 def make(policy="on-failure", max_retries=3, start_period=0, probe=None, **restart):
@@ -34,11 +35,11 @@ def test_backoff_doubles_and_is_capped():
 
 def test_start_period_then_running():
     life = started(make(start_period=2))
-    assert life.status == states.STARTING and not life.ready
+    assert life.status == vocabulary.STARTING and not life.ready
     assert life.next_deadline() == 2
-    assert life.tick(1.9) == [] and life.status == states.STARTING
+    assert life.tick(1.9) == [] and life.status == vocabulary.STARTING
     life.tick(2.0)
-    assert life.status == states.RUNNING and life.ready
+    assert life.status == vocabulary.RUNNING and life.ready
 
 
 def test_crash_restarts_with_growing_backoff_then_fails():
@@ -47,7 +48,7 @@ def test_crash_restarts_with_growing_backoff_then_fails():
     for attempt in range(3):
         now += 0.5
         life.exited(1, None, "exit_code", now, leftovers=False)
-        assert life.status == states.BACKOFF
+        assert life.status == vocabulary.BACKOFF
         delays.append(life.next_start_at - now)
         assert life.tick(life.next_start_at - 0.01) == []
         now = life.next_start_at
@@ -57,7 +58,7 @@ def test_crash_restarts_with_growing_backoff_then_fails():
     assert life.restarts == 3
     actions = life.exited(1, None, "exit_code", now + 0.5, leftovers=False)
     assert actions == [Finish()]
-    assert life.status == states.FAILED
+    assert life.status == vocabulary.FAILED
     assert "gave up after 3 restarts" in life.reason
 
 
@@ -68,17 +69,17 @@ def test_a_stable_run_resets_the_retry_count():
     life.spawned(101, 2.0)
     assert life.retries == 1
     life.exited(1, None, "exit_code", 2.0 + 61, False)  # ran longer than reset_after
-    assert life.status == states.BACKOFF and life.retries == 1
+    assert life.status == vocabulary.BACKOFF and life.retries == 1
 
 
 @pytest.mark.parametrize(
     "policy, code, expected",
     [
-        ("no", 1, states.EXITED),
-        ("no", 0, states.EXITED),
-        ("on-failure", 0, states.EXITED),
-        ("on-failure", 3, states.BACKOFF),
-        ("always", 0, states.BACKOFF),
+        ("no", 1, vocabulary.EXITED),
+        ("no", 0, vocabulary.EXITED),
+        ("on-failure", 0, vocabulary.EXITED),
+        ("on-failure", 3, vocabulary.BACKOFF),
+        ("always", 0, vocabulary.BACKOFF),
     ],
 )
 def test_restart_policies(policy, code, expected):
@@ -91,7 +92,7 @@ def test_unlimited_retries():
     life = started(make(max_retries=None))
     for attempt in range(50):
         life.exited(1, None, "x", attempt, False)
-        assert life.status == states.BACKOFF
+        assert life.status == vocabulary.BACKOFF
         life.tick(life.next_start_at)
         life.spawned(attempt, life.next_start_at or attempt)
 
@@ -99,11 +100,11 @@ def test_unlimited_retries():
 def test_stop_signals_then_kills_after_the_grace_period():
     life = started(make())
     assert life.request_stop(5, 1.0) == [Signal("SIGTERM")]
-    assert life.status == states.STOPPING
+    assert life.status == vocabulary.STOPPING
     assert life.tick(5.9) == []
     assert life.tick(6.0) == [KillAll()]
     life.exited(None, "SIGKILL", "stopped", 6.1, leftovers=False)
-    assert life.status == states.STOPPED
+    assert life.status == vocabulary.STOPPED
 
 
 def test_stopped_only_when_leftovers_are_gone():
@@ -111,24 +112,24 @@ def test_stopped_only_when_leftovers_are_gone():
     life.request_stop(None, 1.0)
     assert life.kill_at == 11.0  # the spec's stop.timeout
     assert life.exited(0, None, "stopped", 2.0, leftovers=True) == []
-    assert life.status == states.STOPPING
+    assert life.status == vocabulary.STOPPING
     assert life.all_gone(3.0) == [Finish()]
-    assert life.status == states.STOPPED
+    assert life.status == vocabulary.STOPPED
 
 
 def test_leftovers_after_a_crash_are_stopped_before_the_restart():
     life = started(make())
     actions = life.exited(1, None, "exit_code", 1.0, leftovers=True)
-    assert actions == [Signal("SIGTERM")] and life.status == states.STOPPING
+    assert actions == [Signal("SIGTERM")] and life.status == vocabulary.STOPPING
     life.all_gone(1.5)
-    assert life.status == states.BACKOFF
+    assert life.status == vocabulary.BACKOFF
 
 
 def test_stop_during_backoff_is_immediate():
     life = started(make())
     life.exited(1, None, "x", 1.0, False)
     assert life.request_stop(None, 1.2) == [Finish()]
-    assert life.status == states.STOPPED
+    assert life.status == vocabulary.STOPPED
 
 
 def test_manual_restart_resets_backoff():
@@ -136,31 +137,31 @@ def test_manual_restart_resets_backoff():
     life.exited(1, None, "x", 1.0, False)
     assert life.retries == 1
     assert life.request_stop(None, 1.1, restart=True) == [Spawn()]
-    assert life.retries == 0 and life.status == states.STARTING
+    assert life.retries == 0 and life.status == vocabulary.STARTING
 
 
 def test_restart_of_a_running_model_goes_through_stopping():
     life = started(make())
     assert life.request_stop(None, 1.0, restart=True) == [Signal("SIGTERM")]
     actions = life.exited(0, None, "stopped", 1.5, leftovers=False)
-    assert actions == [Spawn()] and life.status == states.STARTING
+    assert actions == [Spawn()] and life.status == vocabulary.STARTING
 
 
 def test_spawn_failure_fails_at_once():
     life = make()
     life.begin(0.0)
     assert life.spawn_failed("executable_not_found", "cannot start x", 0.1) == [Finish()]
-    assert life.status == states.FAILED
+    assert life.status == vocabulary.FAILED
     assert life.last_exit["reason"] == "executable_not_found"
 
 
 def test_probe_grace_then_healthy():
     life = started(make(start_period=10, probe={"http": "/h"}))
-    assert life.health == states.HEALTH_STARTING
+    assert life.health == vocabulary.HEALTH_STARTING
     for now in (1, 2, 3, 4):
         assert life.probe_result(False, now) == []  # in the start period: not counted
     life.probe_result(True, 5)
-    assert life.status == states.RUNNING and life.health == states.HEALTHY and life.ready
+    assert life.status == vocabulary.RUNNING and life.health == vocabulary.HEALTHY and life.ready
 
 
 def test_health_timeout_when_never_healthy():
@@ -170,7 +171,7 @@ def test_health_timeout_when_never_healthy():
     assert life.probe_result(False, 5) == [Signal("SIGTERM")]
     assert life.last_exit["reason"] == "health_timeout"
     life.exited(None, "SIGTERM", "signal", 5.5, False)
-    assert life.status == states.BACKOFF
+    assert life.status == vocabulary.BACKOFF
     assert life.last_exit["reason"] == "health_timeout"
 
 
@@ -180,7 +181,7 @@ def test_one_slow_probe_does_not_restart_a_busy_model():
     assert life.probe_result(False, 2) == []
     life.probe_result(True, 3)
     assert life.probe_result(False, 4) == [] and life.probe_result(False, 5) == []
-    assert life.status == states.RUNNING and life.health == states.HEALTHY
+    assert life.status == vocabulary.RUNNING and life.health == vocabulary.HEALTHY
     assert life.probe_result(False, 6) == [Signal("SIGTERM")]
     assert life.last_exit["reason"] == "unhealthy"
 
@@ -188,13 +189,13 @@ def test_one_slow_probe_does_not_restart_a_busy_model():
 def test_recovery_per_policy():
     life = make(policy="no")
     assert life.recovered(0.0, previous_active=True) == [Finish()]
-    assert life.status == states.EXITED and life.last_exit["reason"] == "monitor_died"
+    assert life.status == vocabulary.EXITED and life.last_exit["reason"] == "monitor_died"
     life = make(policy="always")
     assert life.recovered(0.0, previous_active=True) == [Spawn()]
     assert life.restarts == 1
     life = make()
     assert life.recovered(0.0, previous_active=False) == [Finish()]
-    assert life.status == states.STOPPED
+    assert life.status == vocabulary.STOPPED
 
 
 def test_every_transition_is_recorded_with_its_exit():
@@ -202,15 +203,15 @@ def test_every_transition_is_recorded_with_its_exit():
     life.exited(2, None, "exit_code", 1.0, False)
     events = life.take_events()
     assert [(event.old, event.new) for event in events] == [
-        (None, states.STARTING),
-        (states.STARTING, states.BACKOFF),
+        (None, vocabulary.STARTING),
+        (vocabulary.STARTING, vocabulary.BACKOFF),
     ]
     assert events[1].exit["code"] == 2
     assert life.take_events() == []
 
 
 def test_illegal_transitions_are_refused():
-    with pytest.raises(states.IllegalTransition):
-        states.check_transition(states.STOPPED, states.RUNNING)
-    with pytest.raises(states.IllegalTransition):
-        states.check_transition(states.BACKOFF, states.RUNNING)
+    with pytest.raises(vocabulary.IllegalTransition):
+        vocabulary.check_transition(vocabulary.STOPPED, vocabulary.RUNNING)
+    with pytest.raises(vocabulary.IllegalTransition):
+        vocabulary.check_transition(vocabulary.BACKOFF, vocabulary.RUNNING)

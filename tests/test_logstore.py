@@ -9,8 +9,10 @@ import os
 
 import pytest
 
-from lib import logquery, logread, logstore
 from lib.errors import ValidationError
+from lib.logs import query as logquery
+from lib.logs import reader as logread
+from lib.logs import store as logstore
 
 LEVELS = "diwec"
 
@@ -114,7 +116,7 @@ def test_since_until_and_both_are_inclusive(store, clock):
 def test_since_accepts_rfc3339_and_relative_times(store, clock):
     writer, reader = store
     write(writer, 10, clock, step=60_000_000)  # one a minute
-    from lib import timefmt
+    from lib.core import timefmt
 
     last = list(reader.backward(None))[0].ts
     text = timefmt.format_us(last - 120_000_000)

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT, processes_tagged, unreachable_url, wait_until
-from lib import procfs
+from lib.core import procfs
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_the_build_is_reproducible_small_and_clean(pyz, tmp_path):
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     for required in (
         "__main__.py",
-        "lib/monitor.py",
+        "lib/monitor/loop.py",
         "bottle.py",
         "cheroot/wsgi.py",
         "jaraco/__init__.py",

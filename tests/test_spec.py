@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lib import spec
+from lib.core import spec
 from lib.errors import ValidationError
 
 

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from conftest import model, processes_tagged, wait_until
-from lib import fsutil, lifecycle, procfs
+from lib.core import fsutil, procfs
+from lib.monitor import lifecycle
 
 
 def deploy(api, tag, name, script, *args, **extra):
@@ -111,7 +112,7 @@ def test_crash_loop_backs_off_then_fails(api, tag):
 
 
 def _seconds(text):
-    from lib import timefmt
+    from lib.core import timefmt
 
     return timefmt.parse_rfc3339(text) / 1e6
 

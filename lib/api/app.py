@@ -1,0 +1,394 @@
+"""The HTTP API: a Bottle app built by ``make_app``. The only module that imports bottle.
+
+Routes are thin: they read the request, call the supervisor, return a dict.
+One plugin (``JsonPlugin``) checks the token, maps every ``ModeldError`` (and
+any unexpected exception) to the JSON error shape and serializes dicts. A WSGI
+middleware (``RequestContext``) sees every request, bottle's own 404/405
+included: it gives each an ``X-Request-Id``, refuses oversized URLs and headers
+and clients over their rate, and writes the access log line.
+"""
+
+import hmac
+import json
+import logging
+import threading
+import time
+import traceback
+
+import bottle
+
+from lib import errors
+from lib.api import middleware, openapi
+from lib.core import params, timefmt, vocabulary
+from lib.core import spec as specs
+from lib.logs import query as logquery
+from lib.logs import reader as logread
+
+log = logging.getLogger("modeld.api")
+
+MAX_BODY = 1024 * 1024
+MAX_FOLLOWERS = 16
+WAIT_TIMEOUT_MAX = 86400
+
+
+class Settings:
+    """What the app needs beyond the supervisor."""
+
+    def __init__(
+        self,
+        token=None,
+        version="0",
+        max_body=MAX_BODY,
+        max_followers=MAX_FOLLOWERS,
+        should_stop=None,
+        rate_limiter=None,
+    ):
+        self.token = token
+        self.version = version
+        self.max_body = max_body
+        self.max_followers = max_followers
+        self.should_stop = should_stop or (lambda: False)
+        self.rate_limiter = rate_limiter
+        self.started_at = time.time()
+
+
+def to_json(payload):
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def error_response(error, request_id=None):
+    """A bottle response carrying ``error`` in the one error shape."""
+    body = error.to_dict()
+    if isinstance(error, errors.InternalError) and request_id:
+        body["error"]["details"]["request_id"] = request_id
+    response = bottle.HTTPResponse(to_json(body), status=error.status)
+    response.content_type = "application/json"
+    for key, value in error.headers.items():
+        response.set_header(key, value)
+    return response
+
+
+class JsonPlugin:
+    """Auth, error mapping and JSON serialization for every route."""
+
+    name = "modeld-json"
+    api = 2
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def apply(self, callback, route):
+        needs_auth = route.config.get("auth", True)
+        settings = self.settings
+
+        def wrapper(*args, **kwargs):
+            request_id = bottle.request.environ.get("modeld.request_id")
+            try:
+                if needs_auth:
+                    _authenticate(settings)
+                result = callback(*args, **kwargs)
+            except errors.ModeldError as error:
+                return error_response(error, request_id)
+            except bottle.HTTPResponse:
+                raise
+            except Exception:  # noqa: BLE001 - mapped to a 500 with no internals
+                log.error("request %s failed:\n%s", request_id, traceback.format_exc())
+                internal = errors.InternalError("internal error: see the daemon log")
+                return error_response(internal, request_id)
+            if isinstance(result, dict):
+                bottle.response.content_type = "application/json"
+                return to_json(result)
+            return result
+
+        return wrapper
+
+
+def _authenticate(settings):
+    if settings.token is None:
+        return
+    environ = bottle.request.environ
+    if environ.get("modeld.trusted"):
+        return  # a Unix socket: its file permissions are the access control
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, supplied = header.partition(" ")
+    if scheme.lower() != "bearer" or not supplied:
+        raise errors.UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
+    if not hmac.compare_digest(supplied.strip().encode(), settings.token.encode()):
+        raise errors.UnauthorizedError("invalid token")
+
+
+def _default_error(http_error):
+    """bottle's own errors (no such route, wrong method) in the JSON shape."""
+    status = http_error.status_code
+    if status == 404:
+        error = errors.NotFoundError(
+            "no route %s %s" % (bottle.request.method, bottle.request.path)
+        )
+    elif status == 405:
+        allowed = http_error.headers.get("Allow", "")
+        error = errors.MethodNotAllowedError(
+            "%s is not allowed here (allowed: %s)" % (bottle.request.method, allowed),
+            allowed=allowed,
+        )
+    elif status == 413:
+        error = errors.PayloadTooLargeError("the request body is too large")
+    elif status >= 500:
+        log.error("unhandled error: %s", http_error.traceback or http_error.body)
+        error = errors.InternalError("internal error: see the daemon log")
+    else:
+        error = errors.BadRequestError(str(http_error.body or "bad request"))
+    body = error.to_dict()
+    if isinstance(error, errors.InternalError):
+        body["error"]["details"]["request_id"] = bottle.request.environ.get("modeld.request_id")
+    bottle.response.content_type = "application/json"
+    return to_json(body)
+
+
+# -- request helpers -----------------------------------------------------------
+
+
+def query_params(allowed):
+    """The query string as a dict; unknown or repeated parameters are a 400."""
+    found = {}
+    for key, value in bottle.request.query.allitems():
+        if key not in allowed:
+            hint = "allowed: %s" % ", ".join(allowed) if allowed else "this route takes none"
+            raise errors.ValidationError(key, "unknown parameter (%s)" % hint)
+        if key in found:
+            raise errors.ValidationError(key, "given more than once")
+        if value == "":
+            raise errors.ValidationError(key, "must not be empty")
+        found[key] = value
+    return found
+
+
+def read_json(max_body):
+    """The request body parsed as JSON, whatever the content type says."""
+    length = bottle.request.content_length
+    if length > max_body:
+        raise errors.PayloadTooLargeError(
+            "the request body is %d bytes; the limit is %d" % (length, max_body), limit=max_body
+        )
+    raw = bottle.request.body.read(max_body + 1)
+    if len(raw) > max_body:
+        raise errors.PayloadTooLargeError("the request body is over %d bytes" % max_body)
+    if not raw.strip():
+        raise errors.BadRequestError("the request body is empty: send the model spec as JSON")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise errors.BadRequestError("the request body is not valid JSON: %s" % error) from None
+
+
+def model_name(name):
+    return specs.parse_name(name, "name")
+
+
+def cause():
+    environ = bottle.request.environ
+    return {
+        "method": environ.get("REQUEST_METHOD"),
+        "path": environ.get("PATH_INFO"),
+        "client": environ.get("REMOTE_ADDR") or "unix",
+        "request_id": environ.get("modeld.request_id"),
+    }
+
+
+# -- the app -------------------------------------------------------------------
+
+
+def make_app(supervisor, settings):
+    """The WSGI application: the Bottle app wrapped in ``RequestContext``."""
+    app = bottle.Bottle(catchall=True)
+    app.uninstall(True)  # bottle's own JSON and template plugins: JsonPlugin does the work
+    app.default_error_handler = _default_error
+    app.install(JsonPlugin(settings))
+    followers = _FollowerCount(settings.max_followers)
+
+    @app.get("/health", auth=False)
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/")
+    def index():
+        query_params(())
+        return {
+            "name": "modeld",
+            "version": settings.version,
+            "started_at": timefmt.format_us(int(settings.started_at * 1_000_000)),
+            "uptime_s": round(time.time() - settings.started_at, 3),
+            "models": len(supervisor.names()),
+            "links": {
+                "models": "/models",
+                "events": "/events",
+                "openapi": "/openapi.json",
+                "health": "/health",
+            },
+        }
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        query_params(())
+        return openapi.document(settings.version)
+
+    @app.post("/models")
+    def deploy():
+        query = query_params(("wait", "timeout", "dry_run"))
+        wait, dry_run = params.boolean(query, "wait"), params.boolean(query, "dry_run")
+        timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
+        body = read_json(settings.max_body)
+        if dry_run:
+            return supervisor.dry_run(body)
+        result = supervisor.deploy(body, cause())
+        if wait:
+            result = supervisor.wait_ready(result["name"], timeout)
+        bottle.response.status = 201
+        bottle.response.set_header("Location", "/models/%s" % result["name"])
+        return result
+
+    @app.get("/models")
+    def list_models():
+        query = query_params(("status",))
+        wanted = None
+        if "status" in query:
+            wanted = set(query["status"].split(","))
+            unknown = wanted - set(vocabulary.STATUSES)
+            if unknown:
+                message = "unknown status %s (use %s)" % (
+                    ", ".join(sorted(unknown)),
+                    ", ".join(vocabulary.STATUSES),
+                )
+                raise errors.ValidationError("status", message)
+        return {"models": supervisor.list(wanted)}
+
+    @app.get("/models/<name>")
+    def get_model(name):
+        query_params(())
+        return supervisor.describe(model_name(name))
+
+    @app.delete("/models/<name>")
+    def stop_model(name):
+        query = query_params(("timeout", "purge"))
+        timeout = params.seconds(query, "timeout", 3600)
+        return supervisor.stop(model_name(name), timeout, params.boolean(query, "purge"), cause())
+
+    @app.post("/models/<name>/start")
+    def start_model(name):
+        query = query_params(("wait", "timeout"))
+        result = supervisor.start_model(model_name(name), cause())
+        if params.boolean(query, "wait"):
+            result = supervisor.wait_ready(name, params.seconds(query, "timeout", WAIT_TIMEOUT_MAX))
+        return result
+
+    @app.post("/models/<name>/restart")
+    def restart_model(name):
+        query = query_params(("timeout",))
+        timeout = params.seconds(query, "timeout", 3600)
+        return supervisor.restart_model(model_name(name), timeout, cause())
+
+    @app.get("/models/<name>/logs")
+    def model_logs(name):
+        name = model_name(name)
+        supervisor.record(name)  # 404 before parsing parameters
+        log_query = logquery.parse_log_query(query_params(logquery.PARAMETERS), timefmt.now_us())
+        reader = logread.LogReader(supervisor.home.model(name).logs)
+        if log_query.follow:
+            return _follow(supervisor, settings, followers, name, reader, log_query)
+        page = logquery.run_query(reader, log_query)
+        return _page_response(reader, log_query, page)
+
+    @app.get("/models/<name>/events")
+    def model_events(name):
+        query = query_params(("limit", "since"))
+        name = model_name(name)
+        supervisor.record(name)
+        return {"events": supervisor.events(name, **_event_filters(query))}
+
+    @app.get("/events")
+    def all_events():
+        query = query_params(("limit", "since"))
+        return {"events": supervisor.events(None, **_event_filters(query))}
+
+    return middleware.RequestContext(app, settings.rate_limiter)
+
+
+def _event_filters(query):
+    return {
+        "limit": params.integer(query, "limit", 1, 10_000) or 100,
+        "since": params.moment(query, "since", timefmt.now_us()),
+    }
+
+
+def _page_response(reader, query, page):
+    log_id = reader.log_id() or "none"
+    next_cursor = logquery.encode_cursor(log_id, max(1, page.next_seq))
+    if query.format == "text":
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        bottle.response.set_header("X-Next-Cursor", next_cursor)
+        return "".join(logquery.entry_text(entry) + "\n" for entry in page.entries)
+    body = {
+        "entries": [logquery.entry_dict(entry) for entry in page.entries],
+        "next_cursor": next_cursor,
+        "has_more": page.has_more,
+    }
+    if page.skipped:
+        body["skipped"] = page.skipped
+    return body
+
+
+class _FollowerCount:
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def enter(self):
+        with self.lock:
+            if self.count >= self.limit:
+                raise errors.TooManyFollowersError(self.limit)
+            self.count += 1
+
+    def leave(self):
+        with self.lock:
+            self.count -= 1
+
+
+def _follow(supervisor, settings, followers, name, reader, query):
+    """Stream entries as JSON lines (or text) until the model stops or the client leaves."""
+    followers.enter()
+    try:
+        start = _tail_start(reader, query) if query.tail else logquery.start_seq(reader, query)
+    except BaseException:
+        followers.leave()
+        raise
+    render = logquery.entry_text if query.format == "text" else _json_line
+
+    def model_done():
+        try:
+            return supervisor.describe(name)["status"] in vocabulary.TERMINAL
+        except errors.ModelNotFoundError:
+            return True
+
+    def stream():
+        try:
+            yield b"\n"  # send the headers now: bottle holds them until the first bytes
+            entries = logquery.follow(reader, query, start, settings.should_stop, model_done)
+            for entry in entries:
+                yield b"\n" if entry is None else (render(entry) + "\n").encode()
+        finally:
+            followers.leave()
+
+    bottle.response.content_type = (
+        "text/plain; charset=utf-8" if query.format == "text" else "application/x-ndjson"
+    )
+    return stream()
+
+
+def _tail_start(reader, query):
+    """The seq of the oldest of the last ``tail`` matches (the window's end if none)."""
+    page = logquery.run_query(reader, query._replace(limit=1))
+    return page.entries[0].seq if page.entries else page.next_seq
+
+
+def _json_line(entry):
+    return json.dumps(logquery.entry_dict(entry), separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,244 @@
+"""A small client library for modeld's API (urllib only; never imports bottle or cheroot).
+
+    from lib.cli.client import Client
+    client = Client()                       # $MODELD_HOST, $MODELD_TOKEN, or the local home
+    client.deploy({"name": "echo", "command": ["python3", "-m", "http.server", "{port}"],
+                   "port": "auto"}, wait=True)
+    client.get("echo")["status"]
+
+Every error the daemon reports is raised as the class the server used
+(``lib.errors.ModelNotFoundError`` and so on); a daemon that does not answer
+raises ``DaemonUnreachableError``.
+"""
+
+import http.client
+import json
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from lib import errors
+from lib.core import paths
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+class _UnixHandler(urllib.request.AbstractHTTPHandler):
+    """Lets urllib speak HTTP over a Unix socket: URLs ``unix://localhost/...``."""
+
+    def __init__(self, socket_path):
+        super().__init__()
+        self.socket_path = socket_path
+
+    def unix_open(self, request):
+        return self.do_open(
+            lambda host, timeout=None, **_: _UnixConnection(self.socket_path, timeout), request
+        )
+
+    unix_request = urllib.request.AbstractHTTPHandler.do_request_
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the API never redirects; a redirect is not followed with the token
+
+
+def resolve_host(host=None, environ=None):
+    """``--host``, else ``$MODELD_HOST``, else the local home's daemon, else the default URL."""
+    environ = os.environ if environ is None else environ
+    host = host or environ.get("MODELD_HOST")
+    if host:
+        return host
+    info = _local_daemon(environ)
+    return info.get("url") or DEFAULT_URL
+
+
+def _local_daemon(environ):
+    try:
+        with open(paths.Home(paths.default_home(environ)).daemon_json) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_token(token=None, environ=None):
+    """``--token``, else ``$MODELD_TOKEN``, else the token file in the daemon's home."""
+    environ = os.environ if environ is None else environ
+    token = token or environ.get("MODELD_TOKEN")
+    if token:
+        return token.strip()
+    try:
+        with open(paths.Home(paths.default_home(environ)).token) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+class Client:
+    """One method per endpoint.
+
+    ``host``: an http(s) URL or a Unix socket path; ``cafile`` (else
+    ``$MODELD_CACERT``): the CA that signed an https daemon's certificate.
+    """
+
+    def __init__(self, host=None, token=None, timeout=60.0, environ=None, cafile=None):
+        environ = os.environ if environ is None else environ
+        self.host = resolve_host(host, environ)
+        self.token = resolve_token(token, environ)
+        self.timeout = timeout
+        cafile = cafile or environ.get("MODELD_CACERT")
+        socket_path = _socket_path(self.host)
+        if socket_path is not None:
+            self.base = "unix://localhost"
+            self.opener = urllib.request.build_opener(_UnixHandler(socket_path), _NoRedirect)
+        else:
+            self.base = self.host.rstrip("/")
+            if "://" not in self.base:
+                self.base = "http://" + self.base
+            handlers = [_NoRedirect]
+            if cafile and self.base.startswith("https:"):
+                import ssl  # only for HTTPS: it is slow to import
+
+                context = ssl.create_default_context(cafile=cafile)
+                handlers.append(urllib.request.HTTPSHandler(context=context))
+            self.opener = urllib.request.build_opener(*handlers)
+
+    # -- transport -----------------------------------------------------------
+
+    def request(self, method, path, query=None, body=None, timeout=None):
+        """Send a request; the JSON reply as a dict, or the error it carried raised."""
+        response = self._open(method, path, query, body, timeout)
+        with response:
+            raw = response.read()
+        if not raw:
+            return {}
+        return json.loads(raw)
+
+    def _open(self, method, path, query=None, body=None, timeout=None):
+        url = self.base + path
+        query = {key: _text(value) for key, value in (query or {}).items() if value is not None}
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", "Bearer " + self.token)
+        try:
+            return self.opener.open(request, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as error:
+            raise _server_error(error) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", error)
+            raise errors.DaemonUnreachableError(
+                "modeld is not running at %s: start it with `modeld start` (%s)"
+                % (self.host, reason),
+                host=self.host,
+            ) from None
+
+    # -- endpoints -------------------------------------------------------------
+
+    def health(self):
+        return self.request("GET", "/health")
+
+    def info(self):
+        return self.request("GET", "/")
+
+    def openapi(self):
+        return self.request("GET", "/openapi.json")
+
+    def deploy(self, spec, wait=False, timeout=None, dry_run=False):
+        query = {"wait": wait or None, "timeout": timeout, "dry_run": dry_run or None}
+        http_timeout = None if timeout is None else timeout + 30
+        return self.request("POST", "/models", query, spec, timeout=http_timeout)
+
+    def list(self, status=None):
+        query = {"status": ",".join(status) if status else None}
+        return self.request("GET", "/models", query)["models"]
+
+    def get(self, name):
+        return self.request("GET", "/models/" + _quote(name))
+
+    def stop(self, name, timeout=None, purge=False):
+        query = {"timeout": timeout, "purge": purge or None}
+        http_timeout = None if timeout is None else timeout + 30
+        return self.request(
+            "DELETE", "/models/" + _quote(name), query, timeout=http_timeout or 3700
+        )
+
+    def start(self, name, wait=False, timeout=None):
+        query = {"wait": wait or None, "timeout": timeout}
+        return self.request("POST", "/models/%s/start" % _quote(name), query, timeout=3700)
+
+    def restart(self, name, timeout=None):
+        return self.request(
+            "POST", "/models/%s/restart" % _quote(name), {"timeout": timeout}, timeout=3700
+        )
+
+    def logs(self, name, **params):
+        """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``."""
+        return self.request("GET", "/models/%s/logs" % _quote(name), params)
+
+    def follow(self, name, **params):
+        """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped."""
+        params = dict(params, follow="true", format="json")
+        response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
+        try:
+            with response:
+                for line in response:
+                    line = line.strip()
+                    if line:
+                        yield json.loads(line)
+        except (OSError, http.client.HTTPException) as error:
+            raise errors.DaemonUnreachableError(
+                "lost the connection to modeld at %s (%s)" % (self.host, error), host=self.host
+            ) from None
+
+    def events(self, name=None, limit=None, since=None):
+        path = "/models/%s/events" % _quote(name) if name else "/events"
+        return self.request("GET", path, {"limit": limit, "since": since})["events"]
+
+
+def _socket_path(host):
+    if host.startswith("unix:"):
+        return host[len("unix:") :]
+    if host.startswith("/") or host.startswith("./"):
+        return host
+    return None
+
+
+def _quote(name):
+    return urllib.parse.quote(name, safe="")
+
+
+def _text(value):
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def _server_error(error):
+    try:
+        body = json.loads(error.read() or b"{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict) or "error" not in body:
+        body = {"error": {"code": "error", "message": "HTTP %d %s" % (error.code, error.reason)}}
+    return errors.from_dict(body, error.code)

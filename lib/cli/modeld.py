@@ -1,0 +1,178 @@
+"""``modeld``: start, stop, inspect the daemon (and, internally, run a model's monitor).
+
+Exit statuses: 0 ok; 1 error (the reason is printed); 2 usage; 3 ``status``
+found no running daemon.
+"""
+
+import argparse
+import os
+import signal
+import sys
+
+from lib import __version__
+from lib.api import ratelimit
+from lib.core import paths
+from lib.daemon import config
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home",
+        default=None,
+        help="state directory (default: $MODELD_HOME, /var/lib/modeld for "
+        "root, else ~/.local/state/modeld)",
+    )
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument(
+        "--host", default=config.DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
+    serving.add_argument(
+        "--port",
+        type=int,
+        default=config.DEFAULT_PORT,
+        help="TCP port (default %(default)s; 0 picks a free one)",
+    )
+    serving.add_argument(
+        "--socket", help="listen on this Unix socket instead of TCP (no token needed)"
+    )
+    serving.add_argument("--socket-group", help="group that may use the socket (mode 0660)")
+    serving.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    serving.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    serving.add_argument(
+        "--no-auth", action="store_true", help="no bearer token (refused on a non-loopback address)"
+    )
+    serving.add_argument(
+        "--rate-limit",
+        default=None,
+        help="per-client RATE[/BURST] requests a second (default %s), or off" % ratelimit.DEFAULT,
+    )
+    serving.add_argument("--threads", type=int, help="HTTP worker threads (default 32)")
+    serving.add_argument(
+        "--log-max-bytes", type=int, help="default size of a model's log file before rotation"
+    )
+    serving.add_argument(
+        "--log-backups", type=int, help="default number of rotated log files kept per model"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="modeld", description="Deploy and supervise model servers."
+    )
+    parser.add_argument("--version", action="version", version="modeld %s" % __version__)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    verbs.add_parser("start", parents=[common, serving], help="start the daemon in the background")
+    verbs.add_parser("run", parents=[common, serving], help="run the daemon in the foreground")
+    stop = verbs.add_parser("stop", parents=[common], help="stop the daemon (models keep running)")
+    stop.add_argument("--models", action="store_true", help="also stop every model")
+    stop.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+    verbs.add_parser("status", parents=[common], help="is the daemon running? (exit 3 if not)")
+    token = verbs.add_parser("token", parents=[common], help="show or rotate the API token")
+    token.add_argument("action", choices=("show", "rotate"), nargs="?", default="show")
+    verbs.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["monitor"]:
+        from lib.monitor import loop  # light: neither bottle nor cheroot
+
+        return loop.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return globals()["cmd_" + args.verb](args)
+
+
+def _config(args):
+    """The checked configuration of ``start`` and ``run``."""
+    try:
+        ratelimit.parse_setting(args.rate_limit)
+    except ratelimit.ConfigError as error:
+        raise config.ConfigError(str(error)) from None
+    daemon_config = config.DaemonConfig(
+        home=args.home,
+        host=args.host,
+        port=args.port,
+        socket=args.socket,
+        socket_group=args.socket_group,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        no_auth=args.no_auth,
+        threads=args.threads,
+        rate_limit=args.rate_limit,
+        log_max_bytes=args.log_max_bytes,
+        log_backups=args.log_backups,
+    )
+    daemon_config.check()
+    return daemon_config
+
+
+def _checked(function):
+    def wrapper(args):
+        try:
+            return function(args)
+        except config.ConfigError as error:
+            sys.stderr.write("modeld: %s\n" % error)
+            return 2
+
+    return wrapper
+
+
+@_checked
+def cmd_start(args):
+    from lib.daemon import process
+
+    return process.start_background(_config(args))
+
+
+@_checked
+def cmd_run(args):
+    from lib.daemon import process
+
+    def report(ok, message):
+        if ok:
+            sys.stderr.write("modeld is running at %s\n" % message)
+        else:
+            sys.stderr.write("modeld: %s\n" % message)
+
+    return process.Daemon(_config(args), report=report, to_stderr=True).run()
+
+
+def cmd_stop(args):
+    from lib.daemon import process
+
+    return process.stop(config.DaemonConfig(home=args.home), args.models, args.timeout)
+
+
+def cmd_status(args):
+    from lib.daemon import process
+
+    return process.status(config.DaemonConfig(home=args.home))
+
+
+def cmd_token(args):
+    from lib.daemon import process
+
+    home = paths.Home(config.DaemonConfig(home=args.home).home)
+    if args.action == "rotate":
+        token = process.write_token(home)
+        running = process.running_daemon(home)
+        if running and running.get("pid"):
+            os.kill(running["pid"], signal.SIGHUP)  # it re-reads the token at once
+            sys.stderr.write(
+                "the running daemon (pid %d) now takes only the new token\n" % running["pid"]
+            )
+        print(token)
+        return 0
+    try:
+        with open(home.token) as handle:
+            print(handle.read().strip())
+    except FileNotFoundError:
+        sys.stderr.write("modeld: no token yet in %s (it is made on first start)\n" % home.root)
+        return 1
+    return 0
+
+
+def cmd_version(args):
+    print("modeld %s" % __version__)
+    return 0

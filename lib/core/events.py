@@ -1,0 +1,77 @@
+"""A model's state changes, one JSON object a line in ``events.jsonl``.
+
+The monitor is the only writer (``append``); the daemon reads (``read``) for
+``GET /models/{name}/events`` and ``GET /events``. The file is rotated once it
+passes 1 MiB, keeping one predecessor (``events.jsonl.1``).
+"""
+
+import json
+import logging
+import os
+
+from lib.core import timefmt, vocabulary
+
+MAX_BYTES = 1 << 20
+
+log = logging.getLogger("modeld.events")
+
+
+def record(name, event):
+    """The stored form of a ``lifecycle.Event`` (its time in seconds)."""
+    exit_info = None
+    if event.exit:
+        exit_info = {key: event.exit.get(key) for key in ("code", "signal", "reason")}
+    return {
+        "at": timefmt.format_us(int(event.at * 1_000_000)),
+        "model": name,
+        "from": event.old,
+        "to": event.new,
+        "reason": event.reason,
+        "exit": exit_info,
+        "cause": event.cause,
+    }
+
+
+def level(event):
+    """How loud the event's line in the model's log is."""
+    if event.new == vocabulary.FAILED:
+        return "error"
+    if event.new == vocabulary.BACKOFF or event.reason and "unhealthy" in event.reason:
+        return "warning"
+    return "info"
+
+
+def append(path, name, events):
+    """Add ``events``; a full disk is logged, never raised (the model must go on)."""
+    if not events:
+        return
+    lines = "".join(json.dumps(record(name, event), sort_keys=True) + "\n" for event in events)
+    try:
+        if os.path.getsize(path) > MAX_BYTES:
+            os.replace(path, path + ".1")
+    except FileNotFoundError:
+        pass  # the first event of this model
+    try:
+        with open(path, "a") as handle:
+            handle.write(lines)
+    except OSError as error:
+        log.error("cannot append events to %s: %s", path, error)
+
+
+def read(path, since=None):
+    """The events of one model, oldest first, at or after ``since`` (microseconds)."""
+    found = []
+    for candidate in (path + ".1", path):
+        try:
+            with open(candidate) as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from a crash
+            if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
+                found.append(event)
+    return found

@@ -1,0 +1,115 @@
+"""Every word of modeld's vocabulary, once: statuses and their legal edges, health values,
+desired states, probe kinds, restart policies, stop kinds and exit reasons.
+
+A leaf module: it imports nothing. Other modules compare against these names, never against
+string literals, so a new status or reason is added here and nowhere else. See DESIGN §3.
+"""
+
+STARTING = "starting"
+RUNNING = "running"
+STOPPING = "stopping"
+STOPPED = "stopped"
+BACKOFF = "backoff"
+EXITED = "exited"
+FAILED = "failed"
+
+STATUSES = (STARTING, RUNNING, STOPPING, STOPPED, BACKOFF, EXITED, FAILED)
+
+# A monitor process is alive in these; it exits after reaching a terminal one.
+ACTIVE = frozenset({STARTING, RUNNING, STOPPING, BACKOFF})
+TERMINAL = frozenset({STOPPED, EXITED, FAILED})
+
+HEALTH_NONE = "none"
+HEALTH_STARTING = "starting"
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+
+HEALTH_VALUES = (HEALTH_NONE, HEALTH_STARTING, HEALTHY, UNHEALTHY)
+
+# Every edge a model may take. ``None`` is "not started yet".
+TRANSITIONS = {
+    None: {STARTING, FAILED, EXITED, STOPPED},
+    STARTING: {RUNNING, STOPPING, BACKOFF, EXITED, FAILED},
+    RUNNING: {STOPPING, BACKOFF, EXITED, FAILED},
+    STOPPING: {STOPPED, BACKOFF, EXITED, FAILED, STARTING},  # STARTING: a manual restart
+    BACKOFF: {STARTING, STOPPED, FAILED},
+    STOPPED: set(),
+    EXITED: set(),
+    FAILED: set(),
+}
+
+# What the operator asked for, persisted with the deployment.
+DESIRED_RUNNING = "running"
+DESIRED_STOPPED = "stopped"
+DESIRED_STATES = (DESIRED_RUNNING, DESIRED_STOPPED)
+
+# The probes of a spec's ``health`` section, at most one per model.
+PROBE_HTTP = "http"
+PROBE_TCP = "tcp"
+PROBE_LOG = "log"
+PROBE_KINDS = (PROBE_HTTP, PROBE_TCP, PROBE_LOG)
+
+# Why a model is being stopped: the operator's stop, the operator's restart, a failed probe.
+STOP_REQUESTED = "stop"
+STOP_FOR_RESTART = "restart"
+STOP_UNHEALTHY = "unhealthy"
+STOP_KINDS = (STOP_REQUESTED, STOP_FOR_RESTART, STOP_UNHEALTHY)
+
+# Exit reasons: ``last_exit.reason``, events, a failed ``deploy --wait``.
+REASON_STOPPED = "stopped"
+REASON_COMPLETED = "completed"
+REASON_CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
+REASON_PORT_IN_USE = "port_in_use"
+REASON_IMPORT_ERROR = "import_error"
+REASON_MODEL_FILE_MISSING = "model_file_missing"
+REASON_PERMISSION_DENIED = "permission_denied"
+REASON_EXECUTABLE_NOT_FOUND = "executable_not_found"
+REASON_CWD_NOT_FOUND = "cwd_not_found"
+REASON_SPAWN_FAILED = "spawn_failed"
+REASON_KILLED = "killed"
+REASON_SIGNAL = "signal"
+REASON_EXIT_CODE = "exit_code"
+REASON_UNHEALTHY = "unhealthy"
+REASON_HEALTH_TIMEOUT = "health_timeout"
+REASON_MONITOR_DIED = "monitor_died"
+EXIT_REASONS = (
+    REASON_STOPPED,
+    REASON_COMPLETED,
+    REASON_CUDA_OUT_OF_MEMORY,
+    REASON_PORT_IN_USE,
+    REASON_IMPORT_ERROR,
+    REASON_MODEL_FILE_MISSING,
+    REASON_PERMISSION_DENIED,
+    REASON_EXECUTABLE_NOT_FOUND,
+    REASON_CWD_NOT_FOUND,
+    REASON_SPAWN_FAILED,
+    REASON_KILLED,
+    REASON_SIGNAL,
+    REASON_EXIT_CODE,
+    REASON_UNHEALTHY,
+    REASON_HEALTH_TIMEOUT,
+    REASON_MONITOR_DIED,
+)
+# Exits that count as failures even with a zero code: the model was stopped for them.
+PROBE_FAILURES = frozenset({REASON_UNHEALTHY, REASON_HEALTH_TIMEOUT, REASON_MONITOR_DIED})
+
+RESTART_NO = "no"
+RESTART_ON_FAILURE = "on-failure"
+RESTART_ALWAYS = "always"
+
+RESTART_POLICIES = (RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS)
+
+
+class IllegalTransition(Exception):
+    """A state change that the table above does not allow: a bug, never user input."""
+
+
+def check_transition(old, new):
+    """Raise ``IllegalTransition`` unless ``old -> new`` is an edge of the table."""
+    if new not in TRANSITIONS.get(old, ()):
+        raise IllegalTransition("%s -> %s" % (old, new))
+
+
+def is_ready(status, health):
+    """A model is ready when it runs and its probe (if any) says healthy."""
+    return status == RUNNING and health in (HEALTHY, HEALTH_NONE)

@@ -1,0 +1,86 @@
+"""The daemon's configuration, from the command line, checked before anything starts."""
+
+import ipaddress
+import os
+
+from lib.core import paths
+from lib.core import spec as specs
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class ConfigError(Exception):
+    """A configuration that must not start (said to the operator as is)."""
+
+
+class DaemonConfig:
+    def __init__(
+        self,
+        home=None,
+        host=DEFAULT_HOST,
+        port=DEFAULT_PORT,
+        socket=None,
+        socket_group=None,
+        tls_cert=None,
+        tls_key=None,
+        no_auth=False,
+        threads=None,
+        rate_limit=None,
+        log_max_bytes=None,
+        log_backups=None,
+        max_followers=None,
+    ):
+        self.home = os.path.abspath(home or paths.default_home())
+        self.host = host
+        self.port = port
+        self.socket = os.path.abspath(socket) if socket else None
+        self.socket_group = socket_group
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.no_auth = no_auth
+        self.threads = threads
+        self.rate_limit = rate_limit
+        self.log_max_bytes = log_max_bytes or specs.DEFAULT_LOG_MAX_BYTES
+        self.log_backups = specs.DEFAULT_LOG_BACKUPS if log_backups is None else log_backups
+        self.max_followers = max_followers
+
+    @property
+    def bind(self):
+        return self.socket if self.socket else (self.host, self.port)
+
+    @property
+    def tls(self):
+        return (self.tls_cert, self.tls_key) if self.tls_cert else None
+
+    @property
+    def log_defaults(self):
+        return {"max_bytes": self.log_max_bytes, "backups": self.log_backups}
+
+    def check(self):
+        """Refuse what would be unsafe or cannot work, with a message that says why."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.socket and self.tls_cert:
+            raise ConfigError("TLS is for TCP; a Unix socket is protected by its file mode")
+        for path in filter(None, (self.tls_cert, self.tls_key)):
+            if not os.path.isfile(path):
+                raise ConfigError("no such file: %s" % path)
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("--port must be between 0 and 65535")
+        if self.no_auth and not self.socket and not is_loopback(self.host):
+            raise ConfigError(
+                "refusing to listen on %s without authentication: anyone who reaches it "
+                "could run programs as this user (drop --no-auth, or bind 127.0.0.1)" % self.host
+            )
+        if self.socket and len(self.socket.encode()) > 107:
+            raise ConfigError("the socket path is too long for a Unix socket (max 107 bytes)")
+
+
+def is_loopback(host):
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,164 @@
+"""Starting monitors, and knowing when to stop trying.
+
+A monitor detaches itself (``lib.monitor.loop.detach``): the process started here
+is a short-lived launcher that exits 0 once the monitor holds its lock, 75 if
+another monitor already holds it, anything else if it died. ``Launcher``
+starts launchers without waiting for them and ``poll`` collects their
+outcomes, so many monitors come up side by side (concurrent deploys, a restore
+after a reboot). It also records why a monitor cannot start, and gives up on
+one that keeps dying. All of it runs on the supervisor thread only.
+"""
+
+import collections
+import concurrent.futures
+import logging
+import os
+import subprocess
+import sys
+import time
+
+from lib.core import fsutil
+
+START_TIMEOUT = 15.0
+START_ATTEMPTS = 3
+RECOVERY_LIMIT = 5
+RECOVERY_WINDOW = 60
+MONITOR_LOG_MAX = 1 << 20
+EXIT_LOCKED = 75
+
+log = logging.getLogger("modeld.launcher")
+
+
+def monitor_command(home, name, run, recover):
+    """How to start a monitor: the same interpreter and code as this daemon."""
+    # lib/daemon/launcher.py -> the checkout, or modeld.pyz itself
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(root):  # running from modeld.pyz
+        entry = [sys.executable, "-I", root] if sys.flags.isolated else [sys.executable, root]
+    else:
+        entry = [sys.executable, os.path.join(root, "modeld.py")]
+    command = entry + ["monitor", "--home", home.root, "--name", name, "--run", str(run)]
+    return command + (["--recover"] if recover else [])
+
+
+class Launch:
+    """A monitor on its way up: its launcher process and the Future of the outcome."""
+
+    def __init__(self, popen, name, run, recover):
+        self.popen = popen
+        self.name = name
+        self.run = run
+        self.recover = recover
+        self.deadline = time.monotonic() + START_TIMEOUT
+        self.outcome = concurrent.futures.Future()
+
+
+class Launcher:
+    def __init__(self, home, environ):
+        self.home = home
+        self.environ = environ
+        self.launching = {}  # name -> Launch, while its monitor comes up
+        self.failures = {}  # name -> why its monitor cannot start or keeps dying
+        self.attempts = {}  # name -> failed starts of its current run
+        self.recoveries = {}  # name -> times its monitor was replaced lately
+
+    def reset(self, name):
+        """A fresh start asked for by the operator: forget past trouble."""
+        self.failures.pop(name, None)
+        self.recoveries.pop(name, None)
+        self.attempts[name] = 0
+
+    def forget(self, name):
+        for table in (self.failures, self.recoveries, self.attempts):
+            table.pop(name, None)
+
+    def spawn(self, name, run, recover):
+        """Start a monitor; a Future of True once it holds its lock (False if it cannot)."""
+        pending = self.launching.get(name)
+        if pending is not None:
+            return pending.outcome
+        model_paths = self.home.model(name)
+        fsutil.ensure_directory(model_paths.root)
+        _rotate(model_paths.monitor_log)
+        with open(model_paths.monitor_log, "ab") as monitor_log:
+            popen = subprocess.Popen(
+                monitor_command(self.home, name, run, recover),
+                stdin=subprocess.DEVNULL,
+                stdout=monitor_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+                env=self.environ,
+            )
+        launch = self.launching[name] = Launch(popen, name, run, recover)
+        return launch.outcome
+
+    def outcomes(self):
+        return [launch.outcome for launch in self.launching.values()]
+
+    def poll(self):
+        """Collect the launchers that finished (or timed out)."""
+        for launch in list(self.launching.values()):
+            code = launch.popen.poll()
+            if code is None:
+                if time.monotonic() < launch.deadline:
+                    continue
+                launch.popen.kill()
+                code = launch.popen.wait()
+            del self.launching[launch.name]
+            launch.outcome.set_result(self._launched(launch, code))
+
+    def _launched(self, launch, code):
+        name = launch.name
+        if code in (0, EXIT_LOCKED):
+            log.info(
+                "monitor of %r is up (run %d%s)",
+                name,
+                launch.run,
+                ", recovering" if launch.recover else "",
+            )
+            return True
+        self.attempts[name] = self.attempts.get(name, 0) + 1
+        tail = self.tail(name)
+        log.error("the monitor of %r did not start (exit %s): %s", name, code, tail)
+        if self.attempts[name] >= START_ATTEMPTS:
+            self.failures[name] = "its monitor could not start: %s" % tail
+        return False
+
+    def crash_looping(self, name):
+        """Count a replacement; True (and a recorded failure) if it died too often lately."""
+        now = time.monotonic()
+        times = self.recoveries.setdefault(name, collections.deque())
+        while times and now - times[0] > RECOVERY_WINDOW:
+            times.popleft()
+        if len(times) < RECOVERY_LIMIT:
+            times.append(now)
+            return False
+        if name not in self.failures:
+            self.failures[name] = "its monitor died %d times in %ds: %s" % (
+                RECOVERY_LIMIT,
+                RECOVERY_WINDOW,
+                self.tail(name),
+            )
+            log.error("giving up on %r: %s", name, self.failures[name])
+        return True
+
+    def tail(self, name, lines=3):
+        """The last lines of a monitor's own log, for a failure message."""
+        try:
+            with open(self.home.model(name).monitor_log, "rb") as handle:
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4096))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return "no monitor log"
+        kept = [line for line in text.splitlines() if line.strip()][-lines:]
+        return " | ".join(kept) or "no output"
+
+
+def _rotate(path):
+    try:
+        if os.path.getsize(path) > MONITOR_LOG_MAX:
+            os.replace(path, path + ".1")
+    except FileNotFoundError:
+        pass  # the first start of this model

@@ -1,0 +1,106 @@
+"""The status payload of ``GET /models/{name}``: pure assembly from what the daemon knows.
+
+Inputs are the deployment (desired state), the monitor's state file, whether
+its monitor lives, and the sampled metrics; nothing here touches the machine.
+"""
+
+from lib import errors
+from lib.core import redact, timefmt, vocabulary
+from lib.core import spec as specs
+
+
+def model_status(deployment, state, monitor, metrics, now_us):
+    """The payload for one model.
+
+    ``state``: the monitor's state file (any run) or ``None``. ``monitor``: a
+    dict with ``alive`` (its lock is held) and ``failure`` (why the monitor
+    itself could not start or keeps dying, if so).
+    """
+    fresh = state is not None and state.get("run") == deployment.run
+    status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
+    current = state if fresh else {}
+    pid = current.get("pid") if status in vocabulary.ACTIVE else None
+    started_at = current.get("started_at")
+    port = deployment.port
+    last_exit = (state or {}).get("last_exit")
+    return {
+        "name": deployment.name,
+        "status": status,
+        "health": health,
+        "ready": vocabulary.is_ready(status, health),
+        "reason": reason,
+        "desired": deployment.desired,
+        "pid": pid,
+        "port": port,
+        "endpoint": "http://127.0.0.1:%d" % port if port else None,
+        "created_at": timefmt.format_us(deployment.created_at),
+        "started_at": timefmt.format_us(started_at),
+        "restarts": current.get("restarts", 0),
+        "next_restart_at": timefmt.format_us(current.get("next_start_at")),
+        "last_exit": _exit(last_exit),
+        "metrics": _metrics(metrics, pid is not None, started_at, status, now_us),
+        "monitor": {"pid": (current.get("monitor") or {}).get("pid"), "alive": monitor["alive"]},
+        "command": redact.redact_argv(specs.resolve_command(deployment.spec, port)),
+        "spec": redact.redact_spec(deployment.spec),
+    }
+
+
+def _status_triple(deployment, state, monitor):
+    if state is not None:
+        status, health, reason = state["status"], state["health"], state.get("reason")
+        if status in vocabulary.ACTIVE and not monitor["alive"]:
+            if monitor["failure"]:
+                return vocabulary.FAILED, vocabulary.HEALTH_NONE, monitor["failure"]
+            reason = "its monitor is gone; a new one is taking over"
+        return status, health, reason
+    if monitor["failure"]:
+        return vocabulary.FAILED, vocabulary.HEALTH_NONE, monitor["failure"]
+    if monitor["alive"] or deployment.desired == vocabulary.DESIRED_RUNNING:
+        probe = specs.probe_kind(deployment.spec["health"]) is not None
+        health = vocabulary.HEALTH_STARTING if probe else vocabulary.HEALTH_NONE
+        return vocabulary.STARTING, health, "its monitor is starting"
+    return vocabulary.STOPPED, vocabulary.HEALTH_NONE, vocabulary.REASON_STOPPED
+
+
+def _exit(last_exit):
+    if not last_exit:
+        return None
+    return {
+        "code": last_exit.get("code"),
+        "signal": last_exit.get("signal"),
+        "at": timefmt.format_us(last_exit.get("at")),
+        "reason": last_exit.get("reason"),
+        "last_lines": last_exit.get("last_lines") or [],
+    }
+
+
+def _metrics(sample, live, started_at, status, now_us):
+    """``sample``: the last sample, or just ``log_bytes`` for a model with no process."""
+    sample = sample or {}
+    if not live:
+        sample = {"log_bytes": sample.get("log_bytes", 0)}
+    uptime = None
+    if status in (vocabulary.STARTING, vocabulary.RUNNING, vocabulary.STOPPING) and started_at:
+        uptime = round(max(0, now_us - started_at) / 1_000_000, 3)
+    return {
+        "cpu_percent": sample.get("cpu_percent"),
+        "rss_bytes": sample.get("rss_bytes"),
+        "threads": sample.get("threads"),
+        "uptime_s": uptime,
+        "log_bytes": sample.get("log_bytes", 0),
+    }
+
+
+def deployment_error(current):
+    """The ``DeploymentError`` for a model (its payload) that exited or failed while starting."""
+    last_exit = current.get("last_exit") or {}
+    return errors.DeploymentError(
+        "model %r %s before it was ready: %s"
+        % (current["name"], current["status"], current["reason"]),
+        name=current["name"],
+        status=current["status"],
+        exit_code=last_exit.get("code"),
+        signal=last_exit.get("signal"),
+        reason=last_exit.get("reason") or current["status"],
+        last_lines=last_exit.get("last_lines") or [],
+    )

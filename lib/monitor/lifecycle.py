@@ -1,0 +1,294 @@
+"""One model's state machine: events in, actions out, time an argument. No I/O.
+
+The monitor (``lib.monitor.loop``) feeds it what happened (spawned, exited, a stop
+request, a probe result, the clock) and carries out the actions it returns
+(spawn, signal the process groups, kill everything, exit). Every status change
+goes through ``_go``, which checks the edge against ``lib.core.vocabulary`` and records
+an event.
+"""
+
+import collections
+
+from lib.core import spec as specs
+from lib.core import vocabulary
+
+Spawn = collections.namedtuple("Spawn", "")
+Signal = collections.namedtuple("Signal", "signal")  # the stop signal to every process group
+KillAll = collections.namedtuple("KillAll", "")  # SIGKILL to every process left
+Finish = collections.namedtuple("Finish", "")  # terminal: the monitor may exit
+
+Event = collections.namedtuple("Event", "at old new reason exit cause")
+
+
+def restart_delay(attempt, initial, cap):
+    """Exponential backoff: ``initial * 2**(attempt-1)``, at most ``cap`` seconds."""
+    if attempt <= 0:
+        return 0.0
+    return min(cap, initial * (2 ** min(attempt - 1, 62)))
+
+
+def is_failure(last_exit):
+    """Did this exit fail (a non-zero code, a signal, or a failed probe)?"""
+    if last_exit is None:
+        return True
+    if last_exit.get("reason") in vocabulary.PROBE_FAILURES:
+        return True
+    return last_exit.get("code") != 0 or last_exit.get("signal") is not None
+
+
+class Lifecycle:
+    """The status, health, restart bookkeeping and timers of one model."""
+
+    def __init__(self, spec, restarts=0, retries=0, last_exit=None):
+        self.restart = spec["restart"]
+        self.probe = spec["health"]
+        self.has_probe = specs.probe_kind(spec["health"]) is not None
+        self.stop_timeout = spec["stop"]["timeout"]
+        self.stop_signal = spec["stop"]["signal"]
+        self.status = None
+        self.health = vocabulary.HEALTH_NONE
+        self.reason = None
+        self.restarts = restarts
+        self.retries = retries
+        self.last_exit = last_exit
+        self.pid = None
+        self.started_at = None
+        self.running_since = None
+        self.next_start_at = None
+        self.kill_at = None
+        self.stop_kind = None  # None or one of vocabulary.STOP_KINDS
+        self.exit_seen = False
+        self.failures_in_a_row = 0
+        self.ever_healthy = False
+        self.cause = None
+        self.events = []
+        self.unreported_exit = None  # the last exit, until an event carries it
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _go(self, new, now, reason):
+        vocabulary.check_transition(self.status, new)
+        exit_info, self.unreported_exit = self.unreported_exit, None
+        self.events.append(Event(now, self.status, new, reason, exit_info, self.cause))
+        self.status = new
+        self.reason = reason
+        if new != vocabulary.BACKOFF:
+            self.next_start_at = None
+        if new == vocabulary.RUNNING:
+            self.running_since = now
+        if new in vocabulary.TERMINAL:
+            self.health = vocabulary.HEALTH_NONE if not self.has_probe else self.health
+            return [Finish()]
+        return []
+
+    def _record_exit(self, code, signal_name, reason, now):
+        self.last_exit = {"code": code, "signal": signal_name, "at": now, "reason": reason}
+        self.unreported_exit = dict(self.last_exit)
+
+    def take_events(self):
+        events, self.events = self.events, []
+        return events
+
+    # -- events ------------------------------------------------------------
+
+    def begin(self, now, cause=None):
+        """Start the model for the first time in this monitor."""
+        self.cause = cause
+        return self._start(now, "deployed")
+
+    def _start(self, now, reason):
+        self.exit_seen = False
+        self.pid = None
+        self.started_at = now
+        self.running_since = None
+        self.health = vocabulary.HEALTH_STARTING if self.has_probe else vocabulary.HEALTH_NONE
+        self.failures_in_a_row = 0
+        self.ever_healthy = False
+        return self._go(vocabulary.STARTING, now, reason) + [Spawn()]
+
+    def spawned(self, pid, now):
+        self.pid = pid
+        self.started_at = now
+
+    def spawn_failed(self, reason, message, now):
+        """The program could not be executed: retrying would not help."""
+        self._record_exit(None, None, reason, now)
+        return self._go(vocabulary.FAILED, now, message)
+
+    def recovered(self, now, previous_active, cause=None):
+        """A replacement monitor, after stopping what the dead one left behind."""
+        self.cause = cause
+        if not previous_active:
+            return self._go(vocabulary.STOPPED, now, vocabulary.REASON_STOPPED)
+        self._record_exit(None, None, vocabulary.REASON_MONITOR_DIED, now)
+        if self.restart["policy"] == vocabulary.RESTART_NO:
+            return self._go(vocabulary.EXITED, now, "its monitor died; restart policy is no")
+        self.restarts += 1
+        return self._start(now, "restarted after its monitor died")
+
+    def exited(self, code, signal_name, reason, now, leftovers):
+        """The model's main process ended; ``leftovers``: others of its tree remain."""
+        self.exit_seen = True
+        if self.stop_kind == vocabulary.STOP_UNHEALTHY:
+            reason = self.last_exit["reason"] if self.last_exit else vocabulary.REASON_UNHEALTHY
+        self._record_exit(code, signal_name, reason, now)
+        self.pid = None
+        if leftovers:
+            if self.status != vocabulary.STOPPING:
+                self.kill_at = now + self.stop_timeout
+                return self._go(vocabulary.STOPPING, now, "stopping processes left after exit") + [
+                    Signal(self.stop_signal)
+                ]
+            return []
+        return self.settle(now)
+
+    def all_gone(self, now):
+        """No process of the model is left, and its main process has been reaped."""
+        if self.exit_seen and self.status in (
+            vocabulary.STARTING,
+            vocabulary.RUNNING,
+            vocabulary.STOPPING,
+        ):
+            return self.settle(now)
+        return []
+
+    def settle(self, now):
+        """Everything is gone: stop, restart, or give up."""
+        kind, self.stop_kind, self.kill_at = self.stop_kind, None, None
+        if kind == vocabulary.STOP_REQUESTED:
+            return self._go(vocabulary.STOPPED, now, vocabulary.REASON_STOPPED)
+        if kind == vocabulary.STOP_FOR_RESTART:
+            self.retries = 0
+            return self._start(now, "restarted")
+        return self._after_exit(now)
+
+    def _after_exit(self, now):
+        exit_text = describe_exit(self.last_exit)
+        policy = self.restart["policy"]
+        failed = is_failure(self.last_exit)
+        if policy == vocabulary.RESTART_NO or (
+            policy == vocabulary.RESTART_ON_FAILURE and not failed
+        ):
+            return self._go(vocabulary.EXITED, now, exit_text)
+        if self.started_at is not None and now - self.started_at >= self.restart["reset_after"]:
+            self.retries = 0
+        limit = self.restart["max_retries"]
+        if limit is not None and self.retries >= limit:
+            return self._go(
+                vocabulary.FAILED, now, "%s; gave up after %d restarts" % (exit_text, limit)
+            )
+        self.retries += 1
+        self.restarts += 1
+        delay = restart_delay(self.retries, self.restart["backoff"], self.restart["backoff_max"])
+        self.next_start_at = now + delay
+        of = "" if limit is None else " of %d" % limit
+        text = "%s; restart %d%s in %.1fs" % (exit_text, self.retries, of, delay)
+        return self._go(vocabulary.BACKOFF, now, text)
+
+    def request_stop(self, timeout, now, cause=None, restart=False):
+        """A stop (or restart) asked for through the API or a signal."""
+        self.cause = cause
+        timeout = self.stop_timeout if timeout is None else timeout
+        if self.status == vocabulary.BACKOFF:
+            if restart:
+                self.retries = 0
+                return self._start(now, "restarted")
+            return self._go(vocabulary.STOPPED, now, vocabulary.REASON_STOPPED)
+        if self.status in (vocabulary.STARTING, vocabulary.RUNNING):
+            self.stop_kind = vocabulary.STOP_FOR_RESTART if restart else vocabulary.STOP_REQUESTED
+            self.kill_at = now + timeout
+            action = "restarting" if restart else "stopping"
+            return self._go(vocabulary.STOPPING, now, action) + [Signal(self.stop_signal)]
+        if self.status == vocabulary.STOPPING:
+            # Already on the way down: the stricter deadline wins; a stop beats a restart.
+            if self.stop_kind in (None, vocabulary.STOP_UNHEALTHY) or not restart:
+                self.stop_kind = (
+                    vocabulary.STOP_FOR_RESTART if restart else vocabulary.STOP_REQUESTED
+                )
+            self.kill_at = min(self.kill_at or now + timeout, now + timeout)
+            return []
+        return []
+
+    def probe_result(self, healthy, now, detail=None):
+        """The outcome of one health probe."""
+        if self.status not in (vocabulary.STARTING, vocabulary.RUNNING) or self.exit_seen:
+            return []
+        if healthy:
+            self.failures_in_a_row = 0
+            self.ever_healthy = True
+            self.health = vocabulary.HEALTHY
+            if self.status == vocabulary.STARTING:
+                return self._go(vocabulary.RUNNING, now, "healthy")
+            return []
+        in_grace = now - self.started_at < self.probe["start_period"]
+        if in_grace and not self.ever_healthy:
+            return []
+        self.failures_in_a_row += 1
+        if self.failures_in_a_row < self.probe["retries"]:
+            return []
+        self.health = vocabulary.UNHEALTHY
+        reason = (
+            vocabulary.REASON_UNHEALTHY if self.ever_healthy else vocabulary.REASON_HEALTH_TIMEOUT
+        )
+        self._record_exit(None, None, reason, now)
+        self.stop_kind = vocabulary.STOP_UNHEALTHY
+        self.kill_at = now + self.stop_timeout
+        text = "%s: %s" % (reason.replace("_", " "), detail or "probe failed")
+        return self._go(vocabulary.STOPPING, now, text) + [Signal(self.stop_signal)]
+
+    def tick(self, now):
+        """Timers: start period, stable run, backoff end, SIGKILL deadline."""
+        if self.status == vocabulary.STARTING and not self.has_probe and self.pid is not None:
+            if now - self.started_at >= self.probe["start_period"]:
+                return self._go(vocabulary.RUNNING, now, "started")
+        if self.status == vocabulary.RUNNING and self.retries:
+            if now - self.started_at >= self.restart["reset_after"]:
+                self.retries = 0
+        if self.status == vocabulary.BACKOFF and now >= self.next_start_at:
+            return self._start(now, "restarting")
+        if self.status == vocabulary.STOPPING and self.kill_at is not None and now >= self.kill_at:
+            self.kill_at = None
+            return [KillAll()]
+        return []
+
+    def next_deadline(self):
+        """When ``tick`` next has something to do (``None``: nothing scheduled)."""
+        candidates = [self.next_start_at, self.kill_at]
+        if (
+            self.status == vocabulary.STARTING
+            and not self.has_probe
+            and self.started_at is not None
+        ):
+            candidates.append(self.started_at + self.probe["start_period"])
+        if self.status == vocabulary.RUNNING and self.retries:
+            candidates.append(self.started_at + self.restart["reset_after"])
+        known = [value for value in candidates if value is not None]
+        return min(known) if known else None
+
+    @property
+    def terminal(self):
+        return self.status in vocabulary.TERMINAL
+
+    @property
+    def ready(self):
+        return vocabulary.is_ready(self.status, self.health)
+
+
+def describe_exit(last_exit):
+    """``exited with code 1``, ``killed by SIGKILL``, ``health timeout`` ..."""
+    if last_exit is None:
+        return "exited"
+    reason = last_exit.get("reason")
+    if reason in vocabulary.PROBE_FAILURES:
+        return reason.replace("_", " ")
+    if last_exit.get("signal"):
+        text = "killed by %s" % last_exit["signal"]
+    else:
+        text = "exited with code %s" % last_exit.get("code")
+    if reason and reason not in (
+        vocabulary.REASON_EXIT_CODE,
+        vocabulary.REASON_COMPLETED,
+        vocabulary.REASON_SIGNAL,
+    ):
+        text += " (%s)" % reason.replace("_", " ")
+    return text

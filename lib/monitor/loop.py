@@ -1,0 +1,457 @@
+"""The per-model monitor: one small process per deployed model (the conmon pattern).
+
+It owns the model's pipes and writes its logs, runs the health probe, applies
+the restart policy and records exits, and stops the whole process tree on
+request. The daemon can die and come back; the monitor and its model carry on.
+
+How it keeps its promises:
+
+- One monitor per model: it holds an ``flock`` on ``monitor.lock`` for life.
+- No orphans: it is a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every
+  descendant, even one that called ``setsid``, stays in its process subtree and
+  is found by walking ``/proc/<pid>/task/*/children``. The model gets the stop
+  signal as its parent-death signal, so a ``kill -9`` of the monitor does not
+  leave it running, and the pids it recorded let a replacement monitor finish
+  the job for the rest of the tree.
+- Single-threaded: a selector loop over the pipes, the probe socket and a
+  signal wake-up pipe. That makes the ``preexec_fn`` that sets the parent-death
+  signal safe, and makes the monitor the only reaper (``waitpid(-1)``) of its
+  subtree, so no exit status is ever lost.
+- It writes ``state.json`` atomically on every change, and appends events.
+
+It imports neither bottle nor cheroot.
+"""
+
+import argparse
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from lib.core import events, fsutil, paths, procfs, redact, timefmt, vocabulary
+from lib.core import spec as specs
+from lib.logs import store
+from lib.monitor import capture, forensics, lifecycle, probes, proctree
+
+SCAN_INTERVAL = 2.0
+# The state file is rewritten at least this often, changed or not: a heartbeat
+# that also repairs a file torn while the daemon read it back from .prev.
+STATE_REFRESH = 5.0
+PUBLISH_RETRY = 1.0
+STOP_POLL = 0.05
+LOCK_WAIT = 3.0
+EXIT_LOCKED = 75
+READY, LOCKED = b"R", b"L"
+
+log = logging.getLogger("modeld.monitor")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="modeld monitor", description="(internal)")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--run", type=int, required=True)
+    parser.add_argument("--recover", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s monitor[%(process)d] %(message)s",
+    )
+    home = paths.Home(args.home)
+    ready_fd = detach()
+    return Monitor(home.model(args.name), args.name, args.run, args.recover, ready_fd).run()
+
+
+def detach():
+    """Fork; the parent exits once the monitor holds its lock (0), found it taken (75), or died (1).
+
+    So the daemon's own child is short-lived and the monitor is never the
+    daemon's child: no zombies to reap, and a daemon restart changes nothing.
+    """
+    reader, writer = os.pipe()
+    if os.fork() > 0:
+        os.close(writer)
+        answer = os.read(reader, 1)
+        os._exit({READY: 0, LOCKED: EXIT_LOCKED}.get(answer, 1))
+    os.close(reader)
+    return writer
+
+
+class Monitor:
+    def __init__(self, model_paths, name, run, recover, ready_fd=None, clock=time.time):
+        self.paths = model_paths
+        self.ready_fd = ready_fd
+        self.name = name
+        self.run_number = run
+        self.recover = recover
+        self.clock = clock
+        self.selector = selectors.DefaultSelector()
+        self.lock = fsutil.FileLock(model_paths.lock)
+        self.popen = None
+        self.pid_starttime = None
+        self.killing = False
+        self.recorded_processes = []
+        self.next_scan = 0.0
+        self.next_publish = 0.0
+        self.dirty = False
+        self.last_control = None
+        self.boot_id = procfs.boot_id()
+        self.own_starttime = procfs.start_time(os.getpid())
+
+    # -- start-up ------------------------------------------------------------
+
+    def run(self):
+        # Handlers first: a SIGUSR1 from the daemon must never find the default (fatal) action.
+        self._install_signals()
+        if not self._take_lock():
+            log.error("another monitor holds %s; exiting", self.paths.lock)
+            self._tell_parent(LOCKED)
+            return EXIT_LOCKED
+        deployment = fsutil.read_json(self.paths.deployment, warn=log.warning)
+        if deployment is None or deployment.get("run") != self.run_number:
+            log.error("deployment.json is gone or names another run; exiting")
+            return 1
+        self.deployment = deployment
+        self.spec = deployment["spec"]
+        self.port = deployment.get("port")
+        previous = fsutil.read_json(self.paths.state, warn=log.warning)
+        proctree.become_subreaper()
+        self.writer = store.LogWriter(
+            self.paths.logs, self.spec["logs"]["max_bytes"], self.spec["logs"]["backups"]
+        )
+        self.life = self._new_lifecycle(previous)
+        self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
+        on_line = self.prober.saw_line if self.prober.pattern is not None else None
+        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line)
+        self.last_control = (previous or {}).get("control_id")
+        self._tell_parent(READY)
+        self._stop_leftovers(previous)
+        now = self.clock()
+        cause = deployment.get("cause")
+        wanted = deployment.get("desired") == vocabulary.DESIRED_RUNNING
+        if self.recover:
+            was_active = previous is None or previous.get("status") in vocabulary.ACTIVE
+            actions = self.life.recovered(now, was_active and wanted, cause)
+        elif not wanted:
+            actions = self.life.recovered(now, False, cause)  # stopped before it started
+        else:
+            actions = self.life.begin(now, cause)
+        try:
+            return self._loop(actions)
+        finally:
+            self.writer.close()
+
+    def _tell_parent(self, answer):
+        if self.ready_fd is not None:
+            os.write(self.ready_fd, answer)
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    def _take_lock(self):
+        # The daemon briefly takes a shared lock to ask "is a monitor alive?": retry past it.
+        deadline = time.monotonic() + LOCK_WAIT
+        while not self.lock.acquire():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _new_lifecycle(self, previous):
+        same = previous is not None and previous.get("deploy_id") == self.deployment["id"]
+        restarts = previous.get("restarts", 0) if same else 0
+        retries = previous.get("retries", 0) if same and self.recover else 0
+        last_exit = dict(previous["last_exit"]) if same and previous.get("last_exit") else None
+        if last_exit is not None:
+            last_exit["at"] = (last_exit.get("at") or 0) / 1_000_000
+        return lifecycle.Lifecycle(self.spec, restarts, retries, last_exit)
+
+    def _install_signals(self):
+        reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup = reader
+        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD):
+            # The C handler writes the signal number to the wake-up pipe; the loop acts on it.
+            signal.signal(number, lambda *_: None)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # A file size limit (or quota) must fail the write (EFBIG, counted as dropped
+        # lines), not kill the monitor, and its model with it.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        self.selector.register(reader, selectors.EVENT_READ, self._on_wakeup)
+
+    # -- the loop ------------------------------------------------------------
+
+    def _loop(self, actions):
+        while True:
+            self._perform(actions)
+            if self.life.terminal and not self._processes_left():
+                break
+            actions = []
+            for key, _ in self.selector.select(self._timeout()):
+                self._guarded(key.data, self.clock())
+            actions = self._guarded(self._after_events, self.clock()) or []
+        self.capture.drain()
+        self._publish(durable=True)
+        return 0
+
+    def _guarded(self, handler, now):
+        """A bug in one handler must not end the monitor: its model would die with it."""
+        try:
+            return handler(now)
+        except Exception:
+            log.exception("monitor step failed; carrying on")
+            return None
+
+    def _timeout(self):
+        now = self.clock()
+        deadlines = [
+            self.life.next_deadline(),
+            self.prober.next_deadline(),
+            self.next_scan,
+            self.next_publish,
+        ]
+        if self.life.status == vocabulary.STOPPING or self.killing or self.life.terminal:
+            deadlines.append(now + STOP_POLL)
+        known = [value for value in deadlines if value is not None]
+        return max(0.0, min(known) - now) if known else None
+
+    def _after_events(self, now):
+        actions = self._reap(now)
+        waiting = self.life.status in (vocabulary.STARTING, vocabulary.RUNNING, vocabulary.STOPPING)
+        if self.life.exit_seen and waiting and not self._processes_left():
+            self.capture.drain()
+            actions += self.life.all_gone(now)
+        actions += self.life.tick(now)
+        self.prober.tick(now)
+        if self.killing:
+            self._kill_all()
+        if now >= self.next_scan:
+            self._scan_processes(now)
+        # No _flush_events() here: the loop performs ``actions`` next, then flushes, so a
+        # restart is never published as "starting" before its process exists.
+        if now >= self.next_publish:
+            self._publish(durable=False)
+        return actions
+
+    def _perform(self, actions):
+        for action in actions:
+            if isinstance(action, lifecycle.Spawn):
+                self._spawn()
+            elif isinstance(action, lifecycle.Signal):
+                self._signal_groups(int(getattr(signal, action.signal)))
+            elif isinstance(action, lifecycle.KillAll):
+                self.killing = True
+                self._note("warning", "still running after the grace period: sending SIGKILL")
+                self._kill_all()
+        self._flush_events()
+
+    # -- the model's processes ----------------------------------------------
+
+    def _spawn(self):
+        now = self.clock()
+        argv = specs.resolve_command(self.spec, self.port)
+        env = specs.model_environment(os.environ, self.spec, self.port)
+        death_signal = specs.stop_signal_number(self.spec)
+        monitor_pid = os.getpid()
+        try:
+            self.popen = subprocess.Popen(
+                argv,
+                cwd=self.spec["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=lambda: proctree.child_setup(death_signal, monitor_pid),
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            reason = forensics.classify_spawn_error(error, self.spec["cwd"])
+            message = "cannot start %s: %s" % (argv[0], getattr(error, "strerror", None) or error)
+            self._note("error", message)
+            actions = self.life.spawn_failed(reason, message, now)
+            self._stamp_exit()
+            self._perform(actions)
+            return
+        self.capture.attach(self.popen)
+        self.pid_starttime = procfs.start_time(self.popen.pid)
+        self.life.spawned(self.popen.pid, now)
+        self.prober.start(now)
+        shown = " ".join(redact.redact_argv(argv))
+        self._note("info", "started pid %d: %s" % (self.popen.pid, shown))
+        self._scan_processes(now)
+
+    def _reap(self, now):
+        """Collect every exited child (we are their subreaper); act on the model's own."""
+        actions = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return actions
+            if pid == 0:
+                return actions
+            if self.popen is not None and pid == self.popen.pid:
+                actions += self._model_exited(status, now)
+
+    def _model_exited(self, status, now):
+        self.popen.returncode = os.waitstatus_to_exitcode(status)
+        code, signal_name = None, None
+        if os.WIFSIGNALED(status):
+            signal_name = proctree.signal_name(os.WTERMSIG(status))
+        else:
+            code = os.WEXITSTATUS(status)
+        self.capture.drain(final=False)
+        requested = self.life.stop_kind in (vocabulary.STOP_REQUESTED, vocabulary.STOP_FOR_RESTART)
+        reason = forensics.classify_exit(
+            code, signal_name, list(self.capture.last_lines), requested
+        )
+        self.prober.cancel()
+        leftovers = self._processes_left()
+        text = lifecycle.describe_exit({"code": code, "signal": signal_name, "reason": reason})
+        level = "info" if requested or code == 0 else "error"
+        self._note(level, "pid %d %s" % (self.popen.pid, text))
+        actions = self.life.exited(code, signal_name, reason, now, leftovers)
+        self._stamp_exit()
+        return actions
+
+    def _stamp_exit(self):
+        """Keep the lines that preceded an exit with it (the next run clears the buffer)."""
+        if self.life.last_exit is not None and "last_lines" not in self.life.last_exit:
+            self.life.last_exit["last_lines"] = list(self.capture.last_lines)
+
+    def _processes_left(self):
+        return bool(proctree.descendants())
+
+    def _signal_groups(self, number):
+        """The stop signal to every process group of the model's tree."""
+        count = proctree.signal_groups(number)
+        self._note("info", "sent %s to %d process group(s)" % (proctree.signal_name(number), count))
+
+    def _kill_all(self):
+        if proctree.kill_all():
+            self.killing = False
+
+    def _scan_processes(self, now):
+        """Record the tree's (pid, start time) pairs, so a successor can clean up after us."""
+        self.next_scan = now + SCAN_INTERVAL
+        current = sorted([stat.pid, stat.starttime] for stat in proctree.descendants())
+        if current != self.recorded_processes:
+            self.recorded_processes = current
+            self._publish(durable=False)
+
+    def _stop_leftovers(self, previous):
+        """Stop what a dead predecessor left running (matched by pid AND start time)."""
+        candidates = proctree.recorded(previous)
+        alive = [pid for pid, start in candidates if procfs.alive(pid, start)]
+        if not alive:
+            return
+        self._note("warning", "stopping %d process(es) left by a previous monitor" % len(alive))
+        number = specs.stop_signal_number(self.spec)
+        proctree.stop_processes(candidates, number, self.spec["stop"]["timeout"])
+
+    def _note(self, level, message):
+        """A line of modeld's own in the model's log (stream ``modeld``)."""
+        self.capture.note(level, message)
+
+    # -- signals, control and probes ----------------------------------------
+
+    def _on_wakeup(self, now):
+        try:
+            received = os.read(self.wakeup, 512)
+        except BlockingIOError:
+            return
+        for number in set(received):
+            if number in (signal.SIGTERM, signal.SIGINT):
+                cause = {"signal": proctree.signal_name(number)}
+                self._perform(self.life.request_stop(None, now, cause))
+            elif number == signal.SIGUSR1:
+                self._read_control(now)
+
+    def _read_control(self, now):
+        control = fsutil.read_json_quietly(self.paths.control)
+        if not control or control.get("id") == self.last_control:
+            return
+        self.last_control = control.get("id")
+        restart = control.get("op") == "restart"
+        actions = self.life.request_stop(control.get("timeout"), now, control.get("cause"), restart)
+        self.dirty = True
+        self._perform(actions)
+
+    def _on_probe(self, ok, detail):
+        now = self.clock()
+        before = self.life.health
+        actions = self.life.probe_result(ok, now, detail)
+        if self.life.health != before:
+            self.dirty = True
+            self._note(
+                "info" if ok else "warning",
+                "health: %s%s" % (self.life.health, "" if ok else " (%s)" % detail),
+            )
+        self._perform(actions)
+
+    # -- state and events ---------------------------------------------------
+
+    def _flush_events(self):
+        changes = self.life.take_events()
+        if not changes and not self.dirty:
+            return
+        for event in changes:
+            self._note(
+                events.level(event),
+                "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
+            )
+        events.append(self.paths.events, self.name, changes)
+        self._publish(durable=True)
+        self.dirty = False
+
+    def _publish(self, durable):
+        life = self.life
+        state = {
+            "schema": 1,
+            "name": self.name,
+            "deploy_id": self.deployment["id"],
+            "run": self.run_number,
+            "monitor": {"pid": os.getpid(), "starttime": self.own_starttime},
+            "boot_id": self.boot_id,
+            "status": life.status,
+            "health": life.health,
+            "ready": life.ready,
+            "reason": life.reason,
+            "pid": life.pid,
+            "pid_starttime": self.pid_starttime if life.pid else None,
+            "port": self.port,
+            "started_at": _us(life.started_at),
+            "restarts": life.restarts,
+            "retries": life.retries,
+            "next_start_at": _us(life.next_start_at),
+            "last_exit": _exit_for_state(life.last_exit),
+            "processes": self.recorded_processes,
+            "control_id": self.last_control,
+            "log_id": self.writer.log_id,
+            "updated_at": timefmt.now_us(),
+        }
+        try:
+            fsutil.write_json_atomic(self.paths.state, state, durable=durable)
+        except OSError as error:
+            # A full disk must not take the model down with it: retry shortly.
+            log.error("cannot write %s: %s", self.paths.state, error)
+            self.next_publish = self.clock() + PUBLISH_RETRY
+            return
+        self.next_publish = self.clock() + STATE_REFRESH
+
+
+def _us(seconds):
+    return None if seconds is None else int(seconds * 1_000_000)
+
+
+def _exit_for_state(last_exit):
+    if last_exit is None:
+        return None
+    shown = dict(last_exit)
+    shown["at"] = _us(last_exit["at"])
+    shown.setdefault("last_lines", [])
+    return shown
