@@ -9,6 +9,8 @@ using ``lib.cli.client`` catches ``ModelNotFoundError`` whether it runs in the
 daemon or talks to it over HTTP. Standard library only.
 """
 
+import json
+
 
 class ModeldError(Exception):
     """Base of every error modeld reports on purpose."""
@@ -25,6 +27,17 @@ class ModeldError(Exception):
     def to_dict(self):
         """The body of an error response."""
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+    def to_json(self, request_id=None):
+        """The encoded body of an error response: the one renderer every answer uses.
+
+        An internal error carries the request id, so an operator can find its traceback in
+        the daemon log; the message itself never shows internals.
+        """
+        body = self.to_dict()
+        if isinstance(self, InternalError) and request_id:
+            body["error"]["details"] = dict(self.details, request_id=request_id)
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 class BadRequestError(ModeldError):

@@ -240,3 +240,14 @@ def test_every_verb_is_in_the_readme():
     verbs = modelctl.build_parser()._subparsers._group_actions[0].choices
     for verb in verbs:
         assert "modelctl %s" % verb in readme, "README does not show `modelctl %s`" % verb
+
+
+def _parser_verbs(parser):
+    return set(parser._subparsers._group_actions[0].choices)
+
+
+def test_each_cli_has_a_function_for_every_verb_of_its_parser():
+    from lib.cli import modeld
+
+    assert _parser_verbs(modelctl.build_parser()) == set(modelctl.VERBS)
+    assert _parser_verbs(modeld.build_parser()) == set(modeld.VERBS)

@@ -41,6 +41,7 @@ ORDER = {
         "paths",
         "redact",
         "fsutil",
+        "tokens",
         "procfs",
         "events",
         "spec",

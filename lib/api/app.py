@@ -58,10 +58,7 @@ def to_json(payload):
 
 def error_response(error, request_id=None):
     """A bottle response carrying ``error`` in the one error shape."""
-    body = error.to_dict()
-    if isinstance(error, errors.InternalError) and request_id:
-        body["error"]["details"]["request_id"] = request_id
-    response = bottle.HTTPResponse(to_json(body), status=error.status)
+    response = bottle.HTTPResponse(error.to_json(request_id), status=error.status)
     response.content_type = "application/json"
     for key, value in error.headers.items():
         response.set_header(key, value)
@@ -137,11 +134,8 @@ def _default_error(http_error):
         error = errors.InternalError("internal error: see the daemon log")
     else:
         error = errors.BadRequestError(str(http_error.body or "bad request"))
-    body = error.to_dict()
-    if isinstance(error, errors.InternalError):
-        body["error"]["details"]["request_id"] = bottle.request.environ.get("modeld.request_id")
     bottle.response.content_type = "application/json"
-    return to_json(body)
+    return error.to_json(bottle.request.environ.get("modeld.request_id"))
 
 
 # -- request helpers -----------------------------------------------------------

@@ -7,7 +7,6 @@ access log line (client, method, path, status, duration, request id; never a
 header, so never the token) when the response is done.
 """
 
-import json
 import logging
 import re
 import secrets
@@ -70,7 +69,7 @@ class RequestContext:
 
 
 def _refusal(error, start):
-    payload = json.dumps(error.to_dict(), separators=(",", ":")).encode()
+    payload = error.to_json().encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
     headers += list(error.headers.items())
     start("%d %s" % (error.status, _REASONS.get(error.status, "Error")), headers)

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 
 from lib import errors
-from lib.core import paths
+from lib.core import paths, tokens
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -82,10 +82,9 @@ def resolve_token(token=None, environ=None):
     if token:
         return token.strip()
     try:
-        with open(paths.Home(paths.default_home(environ)).token) as handle:
-            return handle.read().strip() or None
+        return tokens.read_token(paths.Home(paths.default_home(environ)))
     except OSError:
-        return None
+        return None  # an unreadable home: the daemon will answer 401, which says what to do
 
 
 class Client:
@@ -240,5 +239,8 @@ def _server_error(error):
     except ValueError:
         body = {}
     if not isinstance(body, dict) or "error" not in body:
-        body = {"error": {"code": "error", "message": "HTTP %d %s" % (error.code, error.reason)}}
+        # Not modeld's shape (a proxy's page, say): keep the status, say what came back.
+        failure = errors.ModeldError("HTTP %d %s" % (error.code, error.reason))
+        failure.status = error.code
+        return failure
     return errors.from_dict(body, error.code)

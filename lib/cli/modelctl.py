@@ -155,7 +155,7 @@ def main(argv=None, out=None, err=None):
     args.command = command
     try:
         client = Client(args.host, args.token, cafile=args.cacert)
-        return globals()["cmd_" + args.verb](client, args, out) or EXIT_OK
+        return VERBS[args.verb](client, args, out) or EXIT_OK
     except spec_flags.UsageError as error:
         err.write("modelctl: %s\n" % error)
         return EXIT_USAGE
@@ -445,6 +445,21 @@ def cmd_version(client, args, out):
             % (__version__, daemon or "not reachable", client.host)
         )
     return EXIT_OK
+
+
+# The verbs of build_parser(), each to its function (a test checks both list the same).
+VERBS = {
+    "deploy": cmd_deploy,
+    "ps": cmd_ps,
+    "status": cmd_status,
+    "stop": cmd_stop,
+    "start": cmd_start,
+    "restart": cmd_restart,
+    "rm": cmd_rm,
+    "logs": cmd_logs,
+    "events": cmd_events,
+    "version": cmd_version,
+}
 
 
 # -- rendering -----------------------------------------------------------------

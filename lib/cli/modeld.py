@@ -11,7 +11,7 @@ import sys
 
 from lib import __version__
 from lib.api import ratelimit
-from lib.core import paths
+from lib.core import paths, tokens
 from lib.daemon import config
 
 
@@ -80,7 +80,7 @@ def main(argv=None):
 
         return loop.main(argv[1:])
     args = build_parser().parse_args(argv)
-    return globals()["cmd_" + args.verb](args)
+    return VERBS[args.verb](args)
 
 
 def _config(args):
@@ -122,7 +122,20 @@ def _checked(function):
 def cmd_start(args):
     from lib.daemon import process
 
-    return process.start_background(_config(args))
+    daemon_config = _config(args)
+    report = process.start_background(daemon_config)
+    if report is None:
+        log_file = paths.Home(daemon_config.home).daemon_log
+        sys.stderr.write("modeld exited during start-up; see %s\n" % log_file)
+        return 1
+    if not report["ok"]:
+        sys.stderr.write("modeld: %s\n" % report["message"])
+        return 1
+    print(
+        "modeld is running at %s (pid %s, home %s)"
+        % (report["message"], report["pid"], daemon_config.home)
+    )
+    return 0
 
 
 @_checked
@@ -141,13 +154,38 @@ def cmd_run(args):
 def cmd_stop(args):
     from lib.daemon import process
 
-    return process.stop(config.DaemonConfig(home=args.home), args.models, args.timeout)
+    home = paths.Home(config.DaemonConfig(home=args.home).home)
+    try:
+        pid = process.signal_stop(home, args.models)
+    except process.NoLiveDaemon:
+        sys.stderr.write(
+            "modeld: the lock of %s is held but daemon.json names no live daemon\n" % home.root
+        )
+        return 1
+    if pid is None:
+        print("modeld is not running (home %s)" % home.root)
+        return 0
+    if not process.wait_released(home, args.timeout):
+        sys.stderr.write("modeld (pid %d) is still stopping after %gs\n" % (pid, args.timeout))
+        return 1
+    print("modeld stopped%s" % (" with its models" if args.models else ""))
+    return 0
 
 
 def cmd_status(args):
+    """0 and a summary if the home's daemon runs; 3 (as LSB init scripts) if not."""
     from lib.daemon import process
 
-    return process.status(config.DaemonConfig(home=args.home))
+    home = paths.Home(config.DaemonConfig(home=args.home).home)
+    info = process.running_daemon(home)
+    if info is None:
+        print("modeld is not running (home %s)" % home.root)
+        return 3
+    print(
+        "modeld %s is running at %s (pid %s, home %s)"
+        % (info.get("version"), info.get("url"), info.get("pid"), home.root)
+    )
+    return 0
 
 
 def cmd_token(args):
@@ -155,7 +193,7 @@ def cmd_token(args):
 
     home = paths.Home(config.DaemonConfig(home=args.home).home)
     if args.action == "rotate":
-        token = process.write_token(home)
+        token = tokens.write_token(home)
         running = process.running_daemon(home)
         if running and running.get("pid"):
             os.kill(running["pid"], signal.SIGHUP)  # it re-reads the token at once
@@ -164,15 +202,25 @@ def cmd_token(args):
             )
         print(token)
         return 0
-    try:
-        with open(home.token) as handle:
-            print(handle.read().strip())
-    except FileNotFoundError:
+    token = tokens.read_token(home)
+    if token is None:
         sys.stderr.write("modeld: no token yet in %s (it is made on first start)\n" % home.root)
         return 1
+    print(token)
     return 0
 
 
 def cmd_version(args):
     print("modeld %s" % __version__)
     return 0
+
+
+# The verbs of build_parser(), each to its function (a test checks both list the same).
+VERBS = {
+    "start": cmd_start,
+    "run": cmd_run,
+    "stop": cmd_stop,
+    "status": cmd_status,
+    "token": cmd_token,
+    "version": cmd_version,
+}

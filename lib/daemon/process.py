@@ -15,14 +15,13 @@ import json
 import logging
 import logging.handlers
 import os
-import secrets
 import signal
 import sys
 import threading
 import time
 
 from lib import __version__
-from lib.core import fsutil, paths, procfs
+from lib.core import fsutil, paths, procfs, tokens
 
 log = logging.getLogger("modeld.daemon")
 
@@ -33,30 +32,6 @@ STARTUP_TIMEOUT = 60
 
 class StartupError(Exception):
     """The daemon cannot start; the message is for the operator."""
-
-
-def ensure_token(home):
-    """The API token, created on first start (0600)."""
-    try:
-        with open(home.token) as handle:
-            token = handle.read().strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    return write_token(home)
-
-
-def write_token(home):
-    # Hex, not url-safe base64: a token starting with "-" would read as an option
-    # in `modelctl --token "$(cat token)"`.
-    token = secrets.token_hex(32)
-    temporary = home.token + ".tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.replace(temporary, home.token)
-    return token
 
 
 def prepare_home(root):
@@ -160,7 +135,7 @@ class Daemon:
                 % (home.root, info.get("pid", "?"), info.get("url", "?"))
             )
         self.log_handler = setup_logging(home, self.to_stderr)
-        token = None if self.config.no_auth else ensure_token(home)
+        token = None if self.config.no_auth else tokens.ensure_token(home)
         self.supervisor = supervisor.Supervisor(home, self.config.log_defaults)
         limiter = ratelimit.from_setting(self.config.rate_limit)
         settings = self.settings = app.Settings(
@@ -242,7 +217,7 @@ class Daemon:
 
     def _reload_token(self):
         if self.settings.token is not None:
-            self.settings.token = ensure_token(self.home)
+            self.settings.token = tokens.ensure_token(self.home)
             log.info("SIGHUP: token re-read")
 
     def _reopen_log(self):
@@ -278,11 +253,14 @@ def _os_message(error):
     return text
 
 
-# -- start / stop / status from the command line -------------------------------
+# -- start and stop from outside: facts only; lib.cli.modeld words them ----------
 
 
-def start_background(config, out=sys.stdout, err=sys.stderr):
-    """Double-fork a daemon; return 0 once it serves, 1 with the reason if it cannot."""
+def start_background(config):
+    """Double-fork a daemon; its report once it serves or cannot, ``None`` if it died first.
+
+    The report is ``{"ok": bool, "message": URL or reason, "pid": int}``.
+    """
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:
@@ -299,18 +277,7 @@ def start_background(config, out=sys.stdout, err=sys.stderr):
         os._exit(code)
     os.close(writer)
     os.waitpid(child, 0)
-    message = _read_report(reader)
-    if message is None:
-        err.write("modeld exited during start-up; see %s\n" % paths.Home(config.home).daemon_log)
-        return 1
-    if not message["ok"]:
-        err.write("modeld: %s\n" % message["message"])
-        return 1
-    out.write(
-        "modeld is running at %s (pid %s, home %s)\n"
-        % (message["message"], message["pid"], config.home)
-    )
-    return 0
+    return _read_report(reader)
 
 
 def _detach(config, keep_fd):
@@ -364,39 +331,27 @@ def _read_report(fd):
         return None
 
 
-def stop(config, stop_models=False, timeout=120.0, out=sys.stdout, err=sys.stderr):
-    """Signal the home's daemon and wait until it has released its lock."""
-    home = paths.Home(config.home)
+class NoLiveDaemon(Exception):
+    """The home's lock is held, but daemon.json names no live daemon."""
+
+
+def signal_stop(home, stop_models):
+    """Ask the home's daemon to stop (and its models too); its pid, or ``None`` if none runs."""
     info = running_daemon(home)
     if info is None:
-        out.write("modeld is not running (home %s)\n" % home.root)
-        return 0
+        return None
     pid = info.get("pid")
     if not pid or not procfs.alive(pid, info.get("starttime")):
-        err.write(
-            "modeld: the lock of %s is held but daemon.json names no live daemon\n" % home.root
-        )
-        return 1
+        raise NoLiveDaemon(home.root)
     os.kill(pid, signal.SIGUSR2 if stop_models else signal.SIGTERM)
+    return pid
+
+
+def wait_released(home, timeout):
+    """True once the daemon has released the home's lock, False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while fsutil.is_locked(home.lock):
         if time.monotonic() > deadline:
-            err.write("modeld (pid %d) is still stopping after %gs\n" % (pid, timeout))
-            return 1
+            return False
         time.sleep(0.05)
-    out.write("modeld stopped%s\n" % (" with its models" if stop_models else ""))
-    return 0
-
-
-def status(config, out=sys.stdout):
-    """0 and a summary if the home's daemon runs; 3 (as LSB init scripts) if not."""
-    home = paths.Home(config.home)
-    info = running_daemon(home)
-    if info is None:
-        out.write("modeld is not running (home %s)\n" % home.root)
-        return 3
-    out.write(
-        "modeld %s is running at %s (pid %s, home %s)\n"
-        % (info.get("version"), info.get("url"), info.get("pid"), home.root)
-    )
-    return 0
+    return True
