@@ -427,3 +427,72 @@ def test_text_rendering():
         "level": "warning",
         "msg": "naïve",
     }
+
+
+# -- the rotation decision, apart from the writing ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, lines, max_bytes, plan",
+    [
+        (0, [], 100, []),
+        (0, [10, 10], 100, [(0, 2, False)]),
+        (90, [10], 100, [(0, 1, False)]),  # exactly full: no rotation yet
+        (91, [10], 100, [(0, 1, True)]),  # would overflow: rotate first
+        (50, [30, 30, 30], 100, [(0, 1, False), (1, 3, True)]),
+        (0, [150], 100, [(0, 1, False)]),  # too long for any file: alone, never split
+        (10, [150, 10], 100, [(0, 1, True), (1, 2, True)]),
+        (0, [60, 60, 60], 100, [(0, 1, False), (1, 2, True), (2, 3, True)]),
+    ],
+)
+def test_plan_writes(size, lines, max_bytes, plan):
+    assert logstore.plan_writes(size, lines, max_bytes) == plan
+
+
+def test_the_batch_encoder_equals_the_one_line_encoder():
+    msgs = [b"first", b"", "zw\u00f6lf".encode(), b"x" * 40]
+    levels = ["i", "w", "e", "d"]
+    codes = [level.encode() for level in levels]
+    for partials in (None, [False, True, False, True]):
+        batch = logstore.encode_entries(7, 1764072000123456, "e", codes, msgs, partials)
+        single = [
+            logstore.encode_entry(
+                7 + index, 1764072000123456, "e", level, bool(partials and partials[index]), msg
+            )
+            for index, (level, msg) in enumerate(zip(levels, msgs))
+        ]
+        assert batch == single
+        assert [logstore.parse_line(line[:-1]).msg for line in batch] == msgs
+
+
+def test_a_failed_rotation_is_said_once_and_its_recovery_once(tmp_path, monkeypatch):
+    warnings = []
+    writer = logstore.LogWriter(str(tmp_path), 200, 2, warn=warnings.append)
+    real_rename = os.rename
+
+    def refuse(source, target):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(logstore.os, "rename", refuse)
+    for index in range(20):
+        writer.append_batch("o", [b"i"], [b"line %03d of some length" % index])
+    assert len(warnings) == 1 and "cannot rotate" in warnings[0]
+    assert "Read-only file system" in warnings[0]
+    monkeypatch.setattr(logstore.os, "rename", real_rename)
+    writer.append_batch("o", [b"i"], [b"after"])
+    writer.close()
+    assert len(warnings) == 2 and "works again" in warnings[1]
+    assert logstore.rotated_segments(str(tmp_path)), "it rotated once it could"
+
+
+def test_writing_across_many_rotations_keeps_every_line_in_order(tmp_path):
+    writer = logstore.LogWriter(str(tmp_path), 300, 1000)
+    msgs = [b"m%04d" % index + b"." * (index % 37) for index in range(500)]
+    for start in range(0, 500, 7):
+        chunk = msgs[start : start + 7]
+        writer.append_batch("o", [b"i"] * len(chunk), chunk)
+    writer.close()
+    page = query(logread.LogReader(str(tmp_path)), limit=1000)
+    assert [entry.msg for entry in page.entries] == msgs
+    sizes = [os.path.getsize(path) for _, path in logstore.rotated_segments(str(tmp_path))]
+    assert len(sizes) > 10 and max(sizes) <= 300

@@ -24,16 +24,7 @@ Segment = collections.namedtuple("Segment", "path first_seq")
 
 def list_segments(directory):
     """Rotated segments then ``current.log`` (if it has entries), oldest first."""
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    rotated = []
-    for name in names:
-        match = store.SEGMENT_PATTERN.match(name)
-        if match:
-            rotated.append(Segment(os.path.join(directory, name), int(match.group(1))))
-    rotated.sort(key=lambda segment: segment.first_seq)
+    rotated = [Segment(path, first) for first, path in store.rotated_segments(directory)]
     current = os.path.join(directory, store.CURRENT)
     header = _first_header(current)
     if header is not None:
@@ -215,7 +206,7 @@ class LogReader:
                 end = size
                 if before_seq is not None:
                     end = bisect_file(handle, size, 0, before_seq)
-                for raw in _lines_backward(handle, end):
+                for raw in store.lines_backward(handle, end, BLOCK):
                     entry = store.parse_line(raw)
                     if entry is not None:
                         yield entry
@@ -237,33 +228,4 @@ def _segment_for(segments, seq):
     for index in range(len(segments) - 1, -1, -1):
         if segments[index].first_seq <= seq:
             return index
-    return 0
-
-
-def _lines_backward(handle, end):
-    """Complete lines ending before ``end``, last first (a torn last line is left out)."""
-    position, pending = _last_line_end(handle, end), b""
-    while position > 0:
-        step = min(BLOCK, position)
-        position -= step
-        handle.seek(position)
-        lines = (handle.read(step) + pending).split(b"\n")
-        pending = lines[0]
-        for line in reversed(lines[1:]):
-            if line:
-                yield line
-    if pending:
-        yield pending
-
-
-def _last_line_end(handle, end):
-    """The offset just past the last newline before ``end`` (0 if there is none)."""
-    position = end
-    while position > 0:
-        step = min(BLOCK, position)
-        position -= step
-        handle.seek(position)
-        cut = handle.read(step).rfind(b"\n")
-        if cut >= 0:
-            return position + cut + 1
     return 0

@@ -40,16 +40,29 @@ def segment_name(first_seq):
     return "%020d.log" % first_seq
 
 
+def encode_entries(first_seq, ts, stream_code, level_codes, msgs, partials=None):
+    """Stored lines (bytes, newlines included) for consecutive entries of one stream.
+
+    ``level_codes`` are one-byte ``bytes`` (as ``lib.logs.levels`` detects them). The one
+    encoder of the format above. It is also the capture's hot path, hence one
+    ``%`` per line and no per-line branch when no line was split (``partials`` None).
+    """
+    middle = b" %d %s" % (ts, stream_code.encode())
+    seqs = range(first_seq, first_seq + len(msgs))
+    if partials is None:
+        return [
+            b"%d%s%s. %s\n" % (seq, middle, level, msg)
+            for seq, level, msg in zip(seqs, level_codes, msgs)
+        ]
+    return [
+        b"%d%s%s%s %s\n" % (seq, middle, level, b"+" if cut else b".", msg)
+        for seq, level, cut, msg in zip(seqs, level_codes, partials, msgs)
+    ]
+
+
 def encode_entry(seq, ts, stream_code, level_code, partial, msg):
     """One stored line (bytes, newline included)."""
-    return b"%d %d %s%s%s %s\n" % (
-        seq,
-        ts,
-        stream_code.encode(),
-        level_code.encode(),
-        b"+" if partial else b".",
-        msg,
-    )
+    return encode_entries(seq, ts, stream_code, [level_code.encode()], [msg], [partial])[0]
 
 
 def parse_header(raw):
@@ -133,6 +146,49 @@ class LineSplitter:
         return [(piece, index < len(pieces) - 1) for index, piece in enumerate(pieces)]
 
 
+def rotated_segments(directory):
+    """``(first_seq, path)`` of the rotated segments in ``directory``, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = SEGMENT_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(directory, name)))
+    return sorted(found)
+
+
+def last_line_end(handle, end, block=65536):
+    """The offset just past the last newline before ``end`` in a binary file (0 if none)."""
+    position = end
+    while position > 0:
+        step = min(block, position)
+        position -= step
+        handle.seek(position)
+        cut = handle.read(step).rfind(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+    return 0
+
+
+def lines_backward(handle, end, block=65536):
+    """Complete lines ending before ``end``, last first (a torn last line is left out)."""
+    position, pending = last_line_end(handle, end, block), b""
+    while position > 0:
+        step = min(block, position)
+        position -= step
+        handle.seek(position)
+        lines = (handle.read(step) + pending).split(b"\n")
+        pending = lines[0]
+        for line in reversed(lines[1:]):
+            if line:
+                yield line
+    if pending:
+        yield pending
+
+
 def read_log_id(directory):
     """The id of this log's generation (a purge starts a new one), creating it if needed."""
     path = os.path.join(directory, LOG_ID_FILE)
@@ -154,20 +210,31 @@ def read_log_id(directory):
 def last_complete_line(path):
     """``(last line without newline, offset just past the last newline)`` of a file."""
     with open(path, "rb") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        position, tail = end, b""
-        while position > 0:
-            step = min(65536, position)
-            position -= step
-            handle.seek(position)
-            tail = handle.read(step) + tail
-            cut = tail.rfind(b"\n")
-            if cut < 0:
-                continue
-            previous = tail.rfind(b"\n", 0, cut)
-            if previous >= 0 or position == 0:
-                return tail[previous + 1 : cut], position + cut + 1
-        return None, 0
+        complete_end = last_line_end(handle, handle.seek(0, os.SEEK_END))
+        for line in lines_backward(handle, complete_end):
+            return line, complete_end
+        return None, complete_end
+
+
+def plan_writes(size, line_sizes, max_bytes):
+    """Where to rotate while appending lines: the decision, apart from the writing.
+
+    ``size`` is the current file's size, ``line_sizes`` the lines to append in order.
+    Returns ``[(start, end, rotate_first)]``: write ``lines[start:end]`` as one block,
+    rotating before it when ``rotate_first``. A file rotates before a line that would take
+    it past ``max_bytes``, never in the middle of a line, and never while empty (a line
+    longer than ``max_bytes`` gets a file of its own).
+    """
+    blocks, start, filled, rotate_first = [], 0, size, False
+    for index, line_size in enumerate(line_sizes):
+        if filled + line_size > max_bytes and filled > 0:
+            if index > start:
+                blocks.append((start, index, rotate_first))
+            start, filled, rotate_first = index, 0, True
+        filled += line_size
+    if len(line_sizes) > start:
+        blocks.append((start, len(line_sizes), rotate_first))
+    return blocks
 
 
 class LogWriter:
@@ -178,8 +245,12 @@ class LogWriter:
     writes an entry that says how many lines were dropped and why.
     """
 
-    def __init__(self, directory, max_bytes, backups, clock=timefmt.now_us):
+    def __init__(self, directory, max_bytes, backups, clock=timefmt.now_us, warn=None):
         self.directory = fsutil.ensure_directory(directory)
+        # ``warn(message)``: how a problem the writer works around reaches a person (the
+        # monitor's own log); once per episode, never per line.
+        self.warn = warn or (lambda message: None)
+        self.rotation_failure = None
         self.max_bytes = max_bytes
         self.backups = backups
         self.clock = clock
@@ -209,12 +280,7 @@ class LogWriter:
         return 0, 0
 
     def _segments(self):
-        found = []
-        for name in os.listdir(self.directory):
-            match = SEGMENT_PATTERN.match(name)
-            if match:
-                found.append((int(match.group(1)), self._path(name)))
-        return sorted(found)
+        return rotated_segments(self.directory)
 
     def _open_current(self):
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -233,20 +299,7 @@ class LogWriter:
             return
         ts = max(self.ts, self.clock())
         first = self.seq + 1
-        stream = stream_code.encode()
-        middle = b" %d %s" % (ts, stream)
-        if partials is None:
-            lines = [
-                b"%d%s%s. %s\n" % (seq, middle, level, msg)
-                for seq, level, msg in zip(range(first, first + len(msgs)), level_codes, msgs)
-            ]
-        else:
-            lines = [
-                b"%d%s%s%s %s\n" % (seq, middle, level, b"+" if cut else b".", msg)
-                for seq, level, cut, msg in zip(
-                    range(first, first + len(msgs)), level_codes, partials, msgs
-                )
-            ]
+        lines = encode_entries(first, ts, stream_code, level_codes, msgs, partials)
         try:
             self._write_lines(lines, first)
         except OSError as error:
@@ -299,20 +352,17 @@ class LogWriter:
         self.drop_reason = os.strerror(error.errno) if error.errno else str(error)
 
     def _write_lines(self, lines, first_seq):
-        """Write whole lines, rotating before a line that would overflow the file."""
+        """Write whole lines, rotating where ``plan_writes`` says."""
         block = b"".join(lines)
-        if self.size + len(block) <= self.max_bytes or self.size == 0 and len(lines) == 1:
+        if self.size + len(block) <= self.max_bytes:  # the common case: no rotation
             self._write_block(block)
             return
-        block, block_size = [], 0
-        for offset, line in enumerate(lines):
-            if self.size + block_size + len(line) > self.max_bytes and self.size + block_size:
-                self._write_block(b"".join(block))
-                block, block_size = [], 0
-                self._rotate(first_seq + offset)
-            block.append(line)
-            block_size += len(line)
-        self._write_block(b"".join(block))
+        for start, end, rotate_first in plan_writes(
+            self.size, list(map(len, lines)), self.max_bytes
+        ):
+            if rotate_first:
+                self._rotate(first_seq + start)
+            self._write_block(b"".join(lines[start:end]))
 
     def _write_block(self, data):
         if not data:
@@ -338,13 +388,27 @@ class LogWriter:
             os.rename(self._path(CURRENT), self._path(segment_name(self.first_seq)))
         except OSError as error:
             if error.errno != errno.ENOENT:
-                # The directory cannot change (read-only, permissions): keep appending here.
+                # The directory cannot change (read-only, permissions): keep appending here,
+                # and say so once, not at every line that should have rotated.
+                self._rotation_failed(error)
                 return
             # current.log was deleted under us: its lines are gone; start a fresh file.
+        if self.rotation_failure is not None:
+            self.warn("log rotation works again in %s" % self.directory)
+            self.rotation_failure = None
         os.close(self.fd)
         self._open_current()
         self.first_seq = next_first_seq
         self._prune()
+
+    def _rotation_failed(self, error):
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        if self.rotation_failure != reason:
+            self.rotation_failure = reason
+            self.warn(
+                "cannot rotate %s: %s; appending past logs.max_bytes until it can"
+                % (self._path(CURRENT), reason)
+            )
 
     def _prune(self):
         segments = self._segments()

@@ -121,7 +121,10 @@ class Monitor:
         previous = fsutil.read_json(self.paths.state, warn=log.warning)
         proctree.become_subreaper()
         self.writer = store.LogWriter(
-            self.paths.logs, self.spec["logs"]["max_bytes"], self.spec["logs"]["backups"]
+            self.paths.logs,
+            self.spec["logs"]["max_bytes"],
+            self.spec["logs"]["backups"],
+            warn=log.warning,
         )
         self.life = self._new_lifecycle(previous)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
