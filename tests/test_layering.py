@@ -44,6 +44,7 @@ ORDER = {
         "procfs",
         "events",
         "spec",
+        "nvidia",
     ],
     "logs": ["levels", "store", "reader", "query"],
     "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
