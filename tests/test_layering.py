@@ -55,6 +55,8 @@ ORDER = {
         "launcher",
         "status",
         "sampler",
+        "gpus",
+        "gpusampler",
         "supervisor",
         "config",
         "process",
