@@ -47,7 +47,7 @@ ORDER = {
         "nvidia",
     ],
     "logs": ["levels", "store", "reader", "query"],
-    "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
+    "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "gpugate", "loop"],
     "api": ["ratelimit", "openapi", "middleware", "app", "server"],
     "daemon": [
         "registry",
