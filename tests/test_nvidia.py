@@ -1,5 +1,7 @@
 """nvidia-smi's CSV answers parsed without guessing, and the adapter's failures as data."""
 
+import os
+
 import pytest
 from gpufakes import FAKE_SMI, MIB, FakeGpus, app, gpu
 
@@ -119,3 +121,41 @@ def test_no_nvidia_smi_at_all():
     assert smi.snapshot().error == "nvidia-smi not found"
     assert nvidia.find("/nonexistent/nvidia-smi") is None
     assert nvidia.find(None, {"PATH": FAKE_SMI.rsplit("/", 1)[0]}) == FAKE_SMI
+
+
+# Captured on an NVIDIA H200 (driver in a container, tools/gpu-check.sh's probe): a process
+# holding 512 MiB through cuMemAlloc shows 1030 MiB (its CUDA context included).
+H200_GPUS = "0, GPU-e06f7e84-4c64-9e4b-9f4c-1672581aba90, NVIDIA H200, 143771, 1039, 142118, 2\n"
+H200_APPS = "429, GPU-e06f7e84-4c64-9e4b-9f4c-1672581aba90, 1030\n"
+
+
+def test_real_h200_answers():
+    (device,) = nvidia.parse_gpus(H200_GPUS)
+    assert device.index == 0 and device.name == "NVIDIA H200"
+    assert device.memory_free_bytes == 142118 * MIB and device.utilization_percent == 2
+    (process,) = nvidia.parse_compute_apps(H200_APPS)
+    assert process == nvidia.ComputeApp(429, device.uuid, 1030 * MIB)
+
+
+def test_the_sampler_asks_once_per_tick_for_all_models_and_checks_monitor_identity(fake):
+    import subprocess
+    import sys
+
+    from lib.core import procfs
+    from lib.daemon import gpusampler
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        fake.write(gpus=[gpu(0, "GPU-a")], apps=[app(child.pid, "GPU-a", 100)])
+        me = (os.getpid(), procfs.start_time(os.getpid()))
+        targets = {"mine": me, "impostor": (os.getpid(), me[1] + 1), "other": me}
+        sampler = gpusampler.GpuSampler(nvidia.NvidiaSmi(FAKE_SMI), lambda: targets)
+        sample = sampler.refresh()
+        assert fake.calls() == ["query-gpu", "query-compute-apps"]
+        assert sample.trees["impostor"] == {}
+        assert sample.attribution.owners[child.pid] in ("mine", "other")
+        view = sampler.model_view("impostor", None)
+        assert view["gpu_memory_bytes"] is None  # no live process of its own
+    finally:
+        child.kill()
+        child.wait()
