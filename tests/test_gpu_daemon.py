@@ -5,7 +5,6 @@ answers from once it knows the model's real pid, as a driver would list it.
 """
 
 import io
-import io
 import os
 import shutil
 

@@ -159,3 +159,12 @@ def test_after_changes_records_the_release_in_the_stop_event():
     assert extra["gpu_released_after_s"] is not None and notes[0][0] == "info"
     running = [lifecycle.Event(0, vocabulary.STARTING, vocabulary.RUNNING, "started", None, None)]
     assert guard.after_changes(running) == (None, [])
+
+
+def test_after_a_cuda_oom_the_holders_on_its_gpus_are_named_but_not_itself():
+    own, other = os.getpid(), os.getppid()
+    apps = [nvidia.ComputeApp(own, A, 10 * MIB), nvidia.ComputeApp(other, A, 900 * MIB)]
+    guard = gpugate.GpuGuard(deployment(), FakeSmi([snap(0, apps)]))
+    guard.observe([[own, procfs.start_time(own)]])
+    (holder,) = guard.oom_holders()
+    assert holder.startswith("pid %d" % other) and "holds 900 MiB" in holder
