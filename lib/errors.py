@@ -110,6 +110,12 @@ class PortInUseError(ConflictError):
     code = "port_in_use"
 
 
+class GpuInUseError(ConflictError):
+    """The GPUs a spec asks for are reserved by other models (and not shared by both)."""
+
+    code = "gpu_in_use"
+
+
 class PayloadTooLargeError(ModeldError):
     code = "payload_too_large"
     status = 413

@@ -215,6 +215,7 @@ def make_app(supervisor, settings):
             "links": {
                 "models": "/models",
                 "events": "/events",
+                "gpus": "/gpus",
                 "openapi": "/openapi.json",
                 "health": "/health",
             },
@@ -290,6 +291,11 @@ def make_app(supervisor, settings):
             return _follow(supervisor, settings, followers, name, reader, log_query)
         page = logquery.run_query(reader, log_query)
         return _page_response(reader, log_query, page)
+
+    @app.get("/gpus")
+    def list_gpus():
+        query_params(())
+        return supervisor.gpu_inventory()
 
     @app.get("/models/<name>/events")
     def model_events(name):

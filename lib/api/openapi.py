@@ -110,6 +110,25 @@ def _schemas():
                 }
             ),
             "labels": _string_map(),
+            "gpus": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "count (modeld chooses) or ids (pinned), not both",
+                    "properties": {
+                        "count": _number(1, spec.MAX_GPUS, True),
+                        "ids": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": spec.MAX_GPUS,
+                            "items": {"type": "string", "description": "an index or a UUID"},
+                        },
+                        "min_free_mib": _nullable(_number(0, 2**30, True)),
+                        "wait": _number(0, 86400),
+                        "shared": {"type": "boolean"},
+                    },
+                }
+            ),
         },
     }
     last_exit = {
@@ -165,6 +184,54 @@ def _schemas():
             },
             "spec": {"type": "object", "description": "the normalized spec, secrets masked"},
             "purged": {"type": "boolean"},
+            "waiting_for": _nullable(
+                {
+                    "type": "string",
+                    "enum": [vocabulary.WAITING_FOR_GPU],
+                    "description": "in starting",
+                }
+            ),
+            "gpus": {"type": "array", "items": _ref("ModelGpu")},
+            "gpu_memory_bytes": _nullable({"type": "integer"}),
+            "gpu_memory_reason": _nullable(
+                {"type": "string", "description": "why gpu_memory_bytes is null"}
+            ),
+        },
+    }
+    model_gpu = {
+        "type": "object",
+        "required": ["index", "uuid"],
+        "properties": {
+            "index": _GPU_INDEX,
+            "uuid": {"type": "string"},
+            "name": _nullable({"type": "string"}),
+            "memory_used_bytes": _nullable({"type": "integer"}),
+        },
+    }
+    gpu_process = {
+        "type": "object",
+        "properties": {
+            "pid": {"type": "integer"},
+            "used_memory_bytes": _nullable({"type": "integer"}),
+            "model": _nullable({"type": "string"}),
+            "command": _nullable({"type": "string"}),
+            "visible": {"type": "boolean", "description": "in this pid namespace"},
+        },
+    }
+    device = {
+        "type": "object",
+        "required": ["index", "uuid", "models", "processes", "foreign_processes"],
+        "properties": {
+            "index": _GPU_INDEX,
+            "uuid": {"type": "string"},
+            "name": _nullable({"type": "string"}),
+            "memory_total_bytes": _nullable({"type": "integer"}),
+            "memory_used_bytes": _nullable({"type": "integer"}),
+            "memory_free_bytes": _nullable({"type": "integer"}),
+            "utilization_percent": _nullable({"type": "integer"}),
+            "models": {"type": "array", "items": {"type": "string"}},
+            "processes": {"type": "array", "items": gpu_process},
+            "foreign_processes": {"type": "array", "items": gpu_process},
         },
     }
     log_entry = {
@@ -218,6 +285,16 @@ def _schemas():
             "required": ["models"],
             "properties": {"models": {"type": "array", "items": _ref("ModelStatus")}},
         },
+        "ModelGpu": model_gpu,
+        "GpuList": {
+            "type": "object",
+            "required": ["gpus"],
+            "properties": {
+                "gpus": {"type": "array", "items": device},
+                "sampled_at": _nullable({"type": "string", "format": "date-time"}),
+                "error": _nullable({"type": "string", "description": "why there is no GPU"}),
+            },
+        },
         "DryRun": {
             "type": "object",
             "required": ["dry_run", "name", "command", "spec"],
@@ -228,6 +305,7 @@ def _schemas():
                 "endpoint": _nullable({"type": "string"}),
                 "executable": {"type": "string"},
                 "command": {"type": "array", "items": {"type": "string"}},
+                "gpus": {"type": "array", "items": _ref("ModelGpu")},
                 "spec": {"type": "object"},
             },
         },
@@ -250,6 +328,13 @@ def _schemas():
         },
         "Error": error,
     }
+
+
+_GPU_INDEX = {
+    "oneOf": [{"type": "integer"}, {"type": "string"}],
+    "nullable": True,
+    "description": "the nvidia-smi index (a string for a MIG-style id)",
+}
 
 
 def _param(name, description, schema=None, where="query", required=False):
@@ -410,6 +495,13 @@ def paths():
                 (400, 404, 503),
                 _log_parameters(),
                 content=logs_content,
+            )
+        },
+        "/gpus": {
+            "get": _operation(
+                "The host's GPUs, the models assigned to each, and who holds their memory",
+                "GpuList",
+                (400,),
             )
         },
         "/models/{name}/events": {

@@ -208,6 +208,9 @@ class Client:
                 "lost the connection to modeld at %s (%s)" % (self.host, error), host=self.host
             ) from None
 
+    def gpus(self):
+        return self.request("GET", "/gpus")
+
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"
         return self.request("GET", path, {"limit": limit, "since": since})["events"]

@@ -131,6 +131,9 @@ def build_parser():
     )
     events.add_argument("name", nargs="?")
     events.add_argument("-n", "--limit", type=int, default=20, metavar="N")
+    verbs.add_parser(
+        "gpus", parents=[json_flag], help="the host's GPUs, their models and memory holders"
+    )
     verbs.add_parser("version", parents=[json_flag], help="client and daemon versions")
     return parser
 
@@ -290,6 +293,7 @@ def cmd_ps(client, args, out):
             "CPU%": render.or_dash(model["metrics"]["cpu_percent"]),
             "MEM": render.human_bytes(model["metrics"]["rss_bytes"]),
             "REASON": model.get("reason") or "",
+            "GPU": render.gpu_cell(model),
         }
         for model in models
     ]
@@ -307,6 +311,9 @@ def cmd_ps(client, args, out):
     ]
     # Dropped first when the terminal is narrow: the right-most, least essential ones.
     optional = ["REASON", "CPU%", "MEM", "RESTARTS", "HEALTH", "UPTIME", "PID"]
+    if any(model.get("gpus") for model in models):
+        columns.insert(columns.index("MEM") + 1, "GPU")
+        optional.insert(1, "GPU")
     out.write(render.table(rows, columns, optional, terminal_width()))
     if not models:
         out.write("(no %smodels)\n" % ("" if args.all else "running "))
@@ -432,6 +439,19 @@ def cmd_events(client, args, out):
     return EXIT_OK
 
 
+def cmd_gpus(client, args, out):
+    inventory = client.gpus()
+    if args.json:
+        emit_json(out, inventory)
+        return EXIT_OK
+    rows = [render.gpu_row(device) for device in inventory["gpus"]]
+    columns = ["GPU", "NAME", "UUID", "USED", "TOTAL", "UTIL%", "MODELS", "OTHERS"]
+    out.write(render.table(rows, columns, ["UUID", "NAME", "OTHERS"], terminal_width()))
+    if not rows:
+        out.write("(no GPU: %s)\n" % (inventory.get("error") or "none found"))
+    return EXIT_OK
+
+
 def cmd_version(client, args, out):
     try:
         daemon = client.info().get("version")
@@ -458,6 +478,7 @@ VERBS = {
     "rm": cmd_rm,
     "logs": cmd_logs,
     "events": cmd_events,
+    "gpus": cmd_gpus,
     "version": cmd_version,
 }
 

@@ -52,6 +52,11 @@ def build_parser():
         "--log-max-bytes", type=int, help="default size of a model's log file before rotation"
     )
     serving.add_argument(
+        "--nvidia-smi",
+        metavar="PATH",
+        help="the nvidia-smi to query for GPUs (default: the one on PATH; none: no GPU support)",
+    )
+    serving.add_argument(
         "--log-backups", type=int, help="default number of rotated log files kept per model"
     )
 
@@ -102,6 +107,7 @@ def _config(args):
         rate_limit=args.rate_limit,
         log_max_bytes=args.log_max_bytes,
         log_backups=args.log_backups,
+        nvidia_smi=args.nvidia_smi,
     )
     daemon_config.check()
     return daemon_config

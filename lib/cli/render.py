@@ -96,3 +96,32 @@ def cause(event):
 def entry_line(entry):
     """A log entry as ``TS STREAM LEVEL MESSAGE``."""
     return "%s %-6s %-8s %s" % (entry["ts"], entry["stream"], entry["level"].upper(), entry["msg"])
+
+
+def gpu_cell(model):
+    """``1,3 20.5GiB``: a model's GPU indices and the memory it holds (``?`` when unknown)."""
+    if not model.get("gpus"):
+        return "-"
+    indices = ",".join(str(gpu["index"]) for gpu in model["gpus"])
+    memory = model.get("gpu_memory_bytes")
+    if memory is None:
+        return indices if model.get("pid") is None else indices + " ?"
+    return "%s %s" % (indices, human_bytes(memory))
+
+
+def gpu_row(device):
+    """A row of ``modelctl gpus``: one device, its models, and other processes holding memory."""
+    others = [
+        "%s(%s)" % (process["pid"], human_bytes(process["used_memory_bytes"]))
+        for process in device["foreign_processes"]
+    ]
+    return {
+        "GPU": device["index"],
+        "NAME": device.get("name") or "-",
+        "UUID": device["uuid"],
+        "USED": human_bytes(device.get("memory_used_bytes")),
+        "TOTAL": human_bytes(device.get("memory_total_bytes")),
+        "UTIL%": or_dash(device.get("utilization_percent")),
+        "MODELS": ",".join(device["models"]) or "-",
+        "OTHERS": " ".join(others) or "-",
+    }

@@ -41,11 +41,14 @@ def level(event):
     return "info"
 
 
-def append(path, name, events):
-    """Add ``events``; a full disk is logged, never raised (the model must go on)."""
+def append(path, name, events, extra=None):
+    """Add ``events`` (``extra``: more fields for the last one); a full disk is logged, never
+    raised (the model must go on)."""
     if not events:
         return
-    lines = "".join(json.dumps(record(name, event), sort_keys=True) + "\n" for event in events)
+    records = [record(name, event) for event in events]
+    records[-1].update(extra or {})
+    lines = "".join(json.dumps(each, sort_keys=True) + "\n" for each in records)
     try:
         if os.path.getsize(path) > MAX_BYTES:
             os.replace(path, path + ".1")

@@ -24,6 +24,9 @@ MAX_ENV = 1024
 MAX_LABELS = 64
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
 PORT_PLACEHOLDER = "{port}"
+GPUS_PLACEHOLDER = "{gpus}"
+MAX_GPUS = 64
+DEFAULT_GPU_WAIT = 30.0
 
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_BACKUPS = 5
@@ -43,6 +46,7 @@ TOP_LEVEL_FIELDS = (
     "stop",
     "logs",
     "labels",
+    "gpus",
 )
 
 
@@ -63,9 +67,13 @@ def parse_spec(body, log_defaults=None):
         "stop": _stop(body.get("stop")),
         "logs": _logs(body.get("logs"), log_defaults),
         "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN, MAX_LABELS, 256),
+        "gpus": _gpus(body.get("gpus")),
     }
+    _check_gpu_env(spec)
     if spec["port"] is None and _uses_port(spec["command"]):
         raise ValidationError("port", "the command uses {port} but no port is set")
+    if spec["gpus"] is None and any(GPUS_PLACEHOLDER in arg for arg in spec["command"]):
+        raise ValidationError("gpus", "the command uses {gpus} but no gpus are set")
     kind = probe_kind(spec["health"])
     if kind in ("http", "tcp") and spec["port"] is None:
         raise ValidationError("health", "an %s probe needs a port" % kind)
@@ -86,11 +94,16 @@ def parse_name(name, field="name"):
     return name
 
 
-def resolve_command(spec, port):
-    """The argv to execute: ``{port}`` replaced by the chosen port."""
-    if port is None:
-        return list(spec["command"])
-    return [arg.replace(PORT_PLACEHOLDER, str(port)) for arg in spec["command"]]
+def resolve_command(spec, port, gpus=None):
+    """The argv to execute: ``{port}`` replaced by the chosen port, ``{gpus}`` by the
+    assigned GPUs' indices (comma-separated; ``gpus``: the deployment's assignment)."""
+    argv = list(spec["command"])
+    if port is not None:
+        argv = [arg.replace(PORT_PLACEHOLDER, str(port)) for arg in argv]
+    if gpus:
+        indices = ",".join(str(gpu["index"]) for gpu in gpus)
+        argv = [arg.replace(GPUS_PLACEHOLDER, indices) for arg in argv]
+    return argv
 
 
 # The daemon's own: MODELD_* (its token, its home) and PYTHONHOME, which belongs to
@@ -98,8 +111,9 @@ def resolve_command(spec, port):
 _NOT_INHERITED = ("PYTHONHOME",)
 
 
-def model_environment(base, spec, port):
-    """The model's environment: the daemon's (minus its own variables), the spec's, PORT."""
+def model_environment(base, spec, port, gpus=None):
+    """The model's environment: the daemon's (minus its own variables), the spec's, PORT,
+    and with an assignment (``gpus``) the GPUs it may see, by UUID in PCI bus order."""
     env = {
         key: value
         for key, value in base.items()
@@ -108,6 +122,9 @@ def model_environment(base, spec, port):
     env.update(spec["env"])
     if port is not None:
         env["PORT"] = str(port)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu["uuid"] for gpu in gpus)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return env
 
 
@@ -292,6 +309,54 @@ def _stop(value):
     if name not in STOP_SIGNALS:
         raise ValidationError("stop.signal", "must be one of: %s" % ", ".join(STOP_SIGNALS))
     return {"signal": name, "timeout": number(section.get("timeout"), "stop.timeout", 0, 3600, 30)}
+
+
+def _gpus(value):
+    """``{"count": N}`` or ``{"ids": [...]}``, plus ``min_free_mib``, ``wait``, ``shared``."""
+    if value is None:
+        return None
+    section = _section(value, "gpus", ("count", "ids", "min_free_mib", "wait", "shared"))
+    if ("count" in section) == ("ids" in section):
+        raise ValidationError("gpus", "give either count or ids")
+    ids = None
+    if "ids" in section:
+        ids = section["ids"]
+        if not isinstance(ids, list) or not ids or len(ids) > MAX_GPUS:
+            raise ValidationError(
+                "gpus.ids", "must be a list of 1 to %d GPU indices or UUIDs" % MAX_GPUS
+            )
+        ids = [_gpu_id(item, "gpus.ids[%d]" % n) for n, item in enumerate(ids)]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("gpus.ids", "names a GPU more than once")
+    shared = section.get("shared", False)
+    if not isinstance(shared, bool):
+        raise ValidationError("gpus.shared", "must be true or false")
+    return {
+        "count": number(section.get("count"), "gpus.count", 1, MAX_GPUS, integer=True),
+        "ids": ids,
+        "min_free_mib": number(
+            section.get("min_free_mib"), "gpus.min_free_mib", 0, 2**30, integer=True
+        ),
+        "wait": number(section.get("wait"), "gpus.wait", 0, 86400, DEFAULT_GPU_WAIT),
+        "shared": shared,
+    }
+
+
+def _gpu_id(item, field):
+    """An index (``"0"``, or the number 0) or a UUID (``"GPU-..."``, ``"MIG-..."``)."""
+    if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+        return str(item)
+    return _text(item, field, 256)
+
+
+def _check_gpu_env(spec):
+    if spec["gpus"] is None:
+        return
+    if "CUDA_VISIBLE_DEVICES" in spec["env"]:
+        raise ValidationError(
+            "env.CUDA_VISIBLE_DEVICES",
+            "conflicts with gpus: modeld sets it to the GPUs it assigns (drop one of the two)",
+        )
 
 
 def _logs(value, defaults):

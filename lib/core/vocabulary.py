@@ -72,6 +72,7 @@ REASON_EXIT_CODE = "exit_code"
 REASON_UNHEALTHY = "unhealthy"
 REASON_HEALTH_TIMEOUT = "health_timeout"
 REASON_MONITOR_DIED = "monitor_died"
+REASON_GPU_BUSY = "gpu_busy"  # the VRAM gate: not enough free GPU memory within gpus.wait
 EXIT_REASONS = (
     REASON_STOPPED,
     REASON_COMPLETED,
@@ -89,9 +90,13 @@ EXIT_REASONS = (
     REASON_UNHEALTHY,
     REASON_HEALTH_TIMEOUT,
     REASON_MONITOR_DIED,
+    REASON_GPU_BUSY,
 )
 # Exits that count as failures even with a zero code: the model was stopped for them.
 PROBE_FAILURES = frozenset({REASON_UNHEALTHY, REASON_HEALTH_TIMEOUT, REASON_MONITOR_DIED})
+
+# What a model in ``starting`` waits for before its process is spawned (``waiting_for``).
+WAITING_FOR_GPU = "gpu"
 
 RESTART_NO = "no"
 RESTART_ON_FAILURE = "on-failure"

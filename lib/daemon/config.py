@@ -30,6 +30,7 @@ class DaemonConfig:
         log_max_bytes=None,
         log_backups=None,
         max_followers=None,
+        nvidia_smi=None,
     ):
         self.home = os.path.abspath(home or paths.default_home())
         self.host = host
@@ -44,6 +45,7 @@ class DaemonConfig:
         self.log_max_bytes = log_max_bytes or specs.DEFAULT_LOG_MAX_BYTES
         self.log_backups = specs.DEFAULT_LOG_BACKUPS if log_backups is None else log_backups
         self.max_followers = max_followers
+        self.nvidia_smi = os.path.abspath(nvidia_smi) if nvidia_smi else None
 
     @property
     def bind(self):
@@ -66,6 +68,8 @@ class DaemonConfig:
         for path in filter(None, (self.tls_cert, self.tls_key)):
             if not os.path.isfile(path):
                 raise ConfigError("no such file: %s" % path)
+        if self.nvidia_smi and not os.access(self.nvidia_smi, os.X_OK):
+            raise ConfigError("--nvidia-smi: %s is not an executable file" % self.nvidia_smi)
         if not 0 <= self.port <= 65535:
             raise ConfigError("--port must be between 0 and 65535")
         if self.no_auth and not self.socket and not is_loopback(self.host):

@@ -136,7 +136,9 @@ class Daemon:
             )
         self.log_handler = setup_logging(home, self.to_stderr)
         token = None if self.config.no_auth else tokens.ensure_token(home)
-        self.supervisor = supervisor.Supervisor(home, self.config.log_defaults)
+        self.supervisor = supervisor.Supervisor(
+            home, self.config.log_defaults, nvidia_smi=self.config.nvidia_smi
+        )
         limiter = ratelimit.from_setting(self.config.rate_limit)
         settings = self.settings = app.Settings(
             token=token,

@@ -31,6 +31,8 @@ class Deployment:
         self.created_at = extra.get("created_at") or timefmt.now_us()
         self.updated_at = extra.get("updated_at") or self.created_at
         self.cause = extra.get("cause")
+        # The GPUs assigned to it ([{index, uuid, name}] or None), kept until it is redeployed.
+        self.gpus = extra.get("gpus")
 
     @property
     def name(self):
@@ -47,6 +49,7 @@ class Deployment:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "cause": self.cause,
+            "gpus": self.gpus,
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class Deployment:
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
             cause=data.get("cause"),
+            gpus=data.get("gpus"),  # absent in homes older than GPU support
         )
 
 

@@ -9,12 +9,13 @@ from lib.core import redact, timefmt, vocabulary
 from lib.core import spec as specs
 
 
-def model_status(deployment, state, monitor, metrics, now_us):
+def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
     """The payload for one model.
 
     ``state``: the monitor's state file (any run) or ``None``. ``monitor``: a
     dict with ``alive`` (its lock is held) and ``failure`` (why the monitor
-    itself could not start or keeps dying, if so).
+    itself could not start or keeps dying, if so). ``gpu``: the model's GPU view
+    (``lib.daemon.gpus.model_view``).
     """
     fresh = state is not None and state.get("run") == deployment.run
     status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
@@ -39,8 +40,14 @@ def model_status(deployment, state, monitor, metrics, now_us):
         "next_restart_at": timefmt.format_us(current.get("next_start_at")),
         "last_exit": _exit(last_exit),
         "metrics": _metrics(metrics, pid is not None, started_at, status, now_us),
+        "waiting_for": current.get("waiting_for") if status == vocabulary.STARTING else None,
+        "gpus": (gpu or {}).get("gpus", []),
+        "gpu_memory_bytes": (gpu or {}).get("gpu_memory_bytes"),
+        "gpu_memory_reason": (gpu or {}).get("gpu_memory_reason"),
         "monitor": {"pid": (current.get("monitor") or {}).get("pid"), "alive": monitor["alive"]},
-        "command": redact.redact_argv(specs.resolve_command(deployment.spec, port)),
+        "command": redact.redact_argv(
+            specs.resolve_command(deployment.spec, port, deployment.gpus)
+        ),
         "spec": redact.redact_spec(deployment.spec),
     }
 

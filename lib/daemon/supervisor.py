@@ -23,9 +23,9 @@ import threading
 import time
 
 from lib import errors
-from lib.core import events, fsutil, procfs, redact, timefmt, vocabulary
+from lib.core import events, fsutil, nvidia, procfs, redact, timefmt, vocabulary
 from lib.core import spec as specs
-from lib.daemon import launcher, preflight, registry, sampler, status
+from lib.daemon import gpus, gpusampler, launcher, preflight, registry, sampler, status
 from lib.logs import reader
 
 log = logging.getLogger("modeld.supervisor")
@@ -36,11 +36,19 @@ POLL = 0.02
 
 
 class Supervisor:
-    def __init__(self, home, log_defaults=None, environ=None, sample_interval=None):
+    def __init__(
+        self, home, log_defaults=None, environ=None, sample_interval=None, nvidia_smi=None
+    ):
         self.home = home
         self.registry = registry.Registry(home)
         self.log_defaults = log_defaults or {}
         self.environ = dict(os.environ if environ is None else environ)
+        smi = nvidia.NvidiaSmi(nvidia.find(nvidia_smi, self.environ))
+        if smi.available:  # monitors run it too: for the VRAM gate and the release check
+            self.environ[nvidia.MONITOR_ENV] = smi.path
+        self.gpus = gpusampler.GpuSampler(
+            smi, self._gpu_targets, sample_interval or gpusampler.GPU_SAMPLE_INTERVAL
+        )
         self.records = {}
         self.launcher = launcher.Launcher(home, self.environ)
         self.name_locks = {}
@@ -59,12 +67,14 @@ class Supervisor:
         self.records = self.registry.load_all()
         for record in self.records.values():
             self._catch_up(record)
+        self.gpus.refresh()  # discovery: a deploy asking for GPUs needs the inventory
         self.thread.start()
         self._call(self._reconcile)
         # Ready means every model has a live monitor again: wait for the replacements.
         outcomes = self._call(self.launcher.outcomes)
         concurrent.futures.wait(outcomes, timeout=launcher.START_TIMEOUT + 10)
         self.sampler.start()
+        self.gpus.start()
 
     def _catch_up(self, record):
         """A record older than its monitor (read from a previous generation after a
@@ -91,6 +101,7 @@ class Supervisor:
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout=10)
         self.sampler.stop()
+        self.gpus.stop()
 
     def stop_all(self, timeout=None):
         names = [
@@ -179,7 +190,8 @@ class Supervisor:
         sample = self.sampler.get(name)
         if sample is None:
             sample = {"log_bytes": reader.LogReader(self.home.model(name).logs).total_bytes()}
-        return status.model_status(record, state, monitor, sample, timefmt.now_us())
+        gpu = self.gpus.model_view(name, record.gpus)
+        return status.model_status(record, state, monitor, sample, timefmt.now_us(), gpu)
 
     def list(self, status_filter=None):
         found = []
@@ -200,6 +212,30 @@ class Supervisor:
             if state.get("status") in vocabulary.ACTIVE and monitor_pid:
                 targets[name] = (monitor_pid, self.home.model(name).logs)
         return targets
+
+    def _gpu_targets(self):
+        """``{model: (monitor pid, its start time)}`` of the live models, for GPU attribution."""
+        targets = {}
+        for name in self.names():
+            state = self.read_state(name) or {}
+            monitor = state.get("monitor") or {}
+            if state.get("status") in vocabulary.ACTIVE and monitor.get("pid"):
+                targets[name] = (monitor["pid"], monitor.get("starttime"))
+        return targets
+
+    def gpu_inventory(self):
+        """The body of ``GET /gpus``: the last sample, with each model's assignment."""
+        with self.lock:
+            assignments = {record.name: record.gpus for record in self.records.values()}
+        return self.gpus.inventory({name: gpu for name, gpu in assignments.items() if gpu})
+
+    def _assign_gpus(self, spec, previous):
+        """The GPUs of a deployment: sticky, unreserved first, then the most free memory."""
+        with self.lock:
+            records = list(self.records.values())
+        devices, error = self.gpus.devices
+        reserved = gpus.reservations(records, exclude=spec["name"])
+        return gpus.assign(spec.get("gpus"), devices, reserved, previous, error)
 
     # -- operations ------------------------------------------------------------
 
@@ -253,13 +289,16 @@ class Supervisor:
             if status_now in vocabulary.ACTIVE:
                 raise errors.ModelAlreadyRunningError(spec["name"], status_now)
         shown = redact.redact_spec(spec)
+        previous = current.gpus if current is not None else None
+        assignment = self._assign_gpus(spec, previous)
         return {
             "dry_run": True,
             "name": spec["name"],
             "port": port,
             "endpoint": "http://127.0.0.1:%d" % port if port else None,
             "executable": executable,
-            "command": redact.redact_argv(specs.resolve_command(spec, port)),
+            "command": redact.redact_argv(specs.resolve_command(spec, port, assignment)),
+            "gpus": assignment or [],
             "spec": shown,
         }
 
@@ -275,8 +314,9 @@ class Supervisor:
                 current = self.describe(name)["status"]
                 if current in vocabulary.ACTIVE:
                     raise errors.ModelAlreadyRunningError(name, current)
+            assignment = self._assign_gpus(spec, previous.gpus if previous else None)
             record = registry.Deployment(
-                spec, port, run=(previous.run + 1) if previous else 1, cause=cause
+                spec, port, run=(previous.run + 1) if previous else 1, cause=cause, gpus=assignment
             )
             self.registry.save(record)
             with self.lock:
@@ -306,6 +346,8 @@ class Supervisor:
                 raise errors.ModelAlreadyRunningError(name, current)
             if record.port and record.spec["port"] is not None:
                 preflight.check_port(record.port, self._ports_in_use(exclude=name))
+            if record.spec.get("gpus") and self.gpus.devices[0]:
+                record.gpus = self._assign_gpus(record.spec, record.gpus)  # sticky
             record.run += 1
             record.desired = vocabulary.DESIRED_RUNNING
             record.cause = cause

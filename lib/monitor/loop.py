@@ -31,10 +31,10 @@ import subprocess
 import sys
 import time
 
-from lib.core import events, fsutil, paths, procfs, redact, timefmt, vocabulary
+from lib.core import events, fsutil, nvidia, paths, procfs, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.logs import store
-from lib.monitor import capture, forensics, lifecycle, probes, proctree
+from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree
 
 SCAN_INTERVAL = 2.0
 # The state file is rewritten at least this often, changed or not: a heartbeat
@@ -118,6 +118,9 @@ class Monitor:
         self.deployment = deployment
         self.spec = deployment["spec"]
         self.port = deployment.get("port")
+        self.gpu = gpugate.GpuGuard(
+            deployment, nvidia.NvidiaSmi(os.environ.get(nvidia.MONITOR_ENV))
+        )
         previous = fsutil.read_json(self.paths.state, warn=log.warning)
         proctree.become_subreaper()
         self.writer = store.LogWriter(
@@ -215,6 +218,7 @@ class Monitor:
             self.prober.next_deadline(),
             self.next_scan,
             self.next_publish,
+            self.gpu.next_deadline(),
         ]
         if self.life.status == vocabulary.STOPPING or self.killing or self.life.terminal:
             deadlines.append(now + STOP_POLL)
@@ -228,6 +232,7 @@ class Monitor:
             self.capture.drain()
             actions += self.life.all_gone(now)
         actions += self.life.tick(now)
+        actions += self._gpu_tick(now)
         self.prober.tick(now)
         if self.killing:
             self._kill_all()
@@ -242,7 +247,10 @@ class Monitor:
     def _perform(self, actions):
         for action in actions:
             if isinstance(action, lifecycle.Spawn):
-                self._spawn()
+                if self.gpu.hold(self.clock()):
+                    self.dirty = True  # the VRAM gate decides when (see _gpu_tick)
+                else:
+                    self._spawn()
             elif isinstance(action, lifecycle.Signal):
                 self._signal_groups(int(getattr(signal, action.signal)))
             elif isinstance(action, lifecycle.KillAll):
@@ -255,8 +263,8 @@ class Monitor:
 
     def _spawn(self):
         now = self.clock()
-        argv = specs.resolve_command(self.spec, self.port)
-        env = specs.model_environment(os.environ, self.spec, self.port)
+        argv = specs.resolve_command(self.spec, self.port, self.gpu.assignment)
+        env = specs.model_environment(os.environ, self.spec, self.port, self.gpu.assignment)
         death_signal = specs.stop_signal_number(self.spec)
         monitor_pid = os.getpid()
         try:
@@ -313,6 +321,9 @@ class Monitor:
             code, signal_name, list(self.capture.last_lines), requested
         )
         self.prober.cancel()
+        if reason == vocabulary.REASON_CUDA_OUT_OF_MEMORY:
+            for holder in self.gpu.oom_holders():
+                self._note("error", "CUDA out of memory; GPU memory held by: %s" % holder)
         leftovers = self._processes_left()
         text = lifecycle.describe_exit({"code": code, "signal": signal_name, "reason": reason})
         level = "info" if requested or code == 0 else "error"
@@ -342,6 +353,7 @@ class Monitor:
         """Record the tree's (pid, start time) pairs, so a successor can clean up after us."""
         self.next_scan = now + SCAN_INTERVAL
         current = sorted([stat.pid, stat.starttime] for stat in proctree.descendants())
+        self.gpu.observe(current)
         if current != self.recorded_processes:
             self.recorded_processes = current
             self._publish(durable=False)
@@ -396,18 +408,42 @@ class Monitor:
             )
         self._perform(actions)
 
+    # -- GPUs ----------------------------------------------------------------
+
+    def _gpu_tick(self, now):
+        """The VRAM gate's turn (``gpugate.GpuGuard.turn``): start, keep waiting, or fail."""
+        turn = self.gpu.turn(now, self.life)
+        for level, text in turn.notes:
+            self._note(level, text)
+        if turn.event is not None:
+            events.append(self.paths.events, self.name, [turn.event])
+            self._publish(durable=False)
+        if turn.spawn:
+            self._spawn()
+        if turn.failed:
+            self._stamp_exit()
+        return turn.actions
+
+    def _gpu_release(self, changes):
+        """After a stop, until the model's GPU memory is free (bounded): the event's fields."""
+        extra, notes = self.gpu.after_changes(changes)
+        for level, text in notes:
+            self._note(level, text)
+        return extra
+
     # -- state and events ---------------------------------------------------
 
     def _flush_events(self):
         changes = self.life.take_events()
         if not changes and not self.dirty:
             return
+        released = self._gpu_release(changes)
         for event in changes:
             self._note(
                 events.level(event),
                 "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
             )
-        events.append(self.paths.events, self.name, changes)
+        events.append(self.paths.events, self.name, changes, released)
         self._publish(durable=True)
         self.dirty = False
 
@@ -433,6 +469,7 @@ class Monitor:
             "next_start_at": _us(life.next_start_at),
             "last_exit": _exit_for_state(life.last_exit),
             "processes": self.recorded_processes,
+            "waiting_for": self.gpu.waiting_for,
             "control_id": self.last_control,
             "log_id": self.writer.log_id,
             "updated_at": timefmt.now_us(),
