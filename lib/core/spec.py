@@ -78,7 +78,7 @@ def parse_name(name, field="name"):
         raise ValidationError(field, "is required")
     if not isinstance(name, str):
         raise ValidationError(field, "must be a string")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ValidationError(
             field,
             "must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
@@ -176,7 +176,7 @@ def _string_map(value, field, key_pattern, max_items, max_value=MAX_STRING):
         raise ValidationError(field, "has more than %d entries" % max_items)
     result = {}
     for key, item in value.items():
-        if not key_pattern.match(key):
+        if not key_pattern.fullmatch(key):
             raise ValidationError("%s.%s" % (field, key), "is not a valid key")
         result[key] = _text(item, "%s.%s" % (field, key), max_value, allow_empty=True)
     return result

@@ -30,7 +30,7 @@ def list_segments(directory):
         return []
     rotated = []
     for name in names:
-        match = store.SEGMENT_PATTERN.match(name)
+        match = store.SEGMENT_PATTERN.fullmatch(name)
         if match:
             rotated.append(Segment(os.path.join(directory, name), int(match.group(1))))
     rotated.sort(key=lambda segment: segment.first_seq)

@@ -211,7 +211,7 @@ class LogWriter:
     def _segments(self):
         found = []
         for name in os.listdir(self.directory):
-            match = SEGMENT_PATTERN.match(name)
+            match = SEGMENT_PATTERN.fullmatch(name)
             if match:
                 found.append((int(match.group(1)), self._path(name)))
         return sorted(found)
