@@ -220,6 +220,36 @@ def test_bad_query_parameters_are_400(api):
     assert_error(api.get("/models/UPPER", status="*"), 400, "validation_error", "name")
 
 
+
+@pytest.mark.parametrize("value", ["yes", "no", "0", "1", "TRUE", "on"])
+@pytest.mark.parametrize(
+    "method, path, key",
+    [
+        ("POST", "/models?dry_run=%s", "dry_run"),
+        ("POST", "/models?wait=%s", "wait"),
+        ("DELETE", "/models/ghost?purge=%s", "purge"),
+        ("POST", "/models/ghost/start?wait=%s", "wait"),
+        ("GET", "/models/ghost/logs?follow=%s", "follow"),
+    ],
+)
+def test_booleans_are_exactly_true_or_false(api, tag, method, path, key, value):
+    # Issue 10 #26: `dry_run=0` deployed the model; only true|false are booleans.
+    body = {"name": "ghost", "command": model("sleeper.py", tag=tag)}
+    if key in ("follow", "purge") or path.startswith("/models/ghost/start"):
+        deploy(api, tag, "ghost")
+        body = None
+    response = api.request(
+        path % value,
+        method=method,
+        body=json.dumps(body).encode() if body else b"",
+        headers={"Content-Type": "application/json"},
+        status="*",
+    )
+    assert_error(response, 400, "validation_error", key)
+    if key == "dry_run":
+        assert api.get("/models").json["models"] == []
+
+
 # -- stop, start, restart, purge --------------------------------------------------
 
 

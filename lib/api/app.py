@@ -269,9 +269,11 @@ def make_app(supervisor, settings):
     @app.post("/models/<name>/start")
     def start_model(name):
         query = query_params(("wait", "timeout"))
+        wait = params.boolean(query, "wait")  # a bad parameter is refused before the start
+        timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
         result = supervisor.start_model(model_name(name), cause())
-        if params.boolean(query, "wait"):
-            result = supervisor.wait_ready(name, params.seconds(query, "timeout", WAIT_TIMEOUT_MAX))
+        if wait:
+            result = supervisor.wait_ready(name, timeout)
         return result
 
     @app.post("/models/<name>/restart")

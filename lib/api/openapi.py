@@ -278,7 +278,7 @@ _LEVEL_NAMES = "|".join(levels.LEVELS)
 _LEVEL = {"type": "string", "pattern": "^(%s)?(\\.\\.(%s)?)?$" % (_LEVEL_NAMES, _LEVEL_NAMES)}
 _STREAMS = "stdout|stderr|modeld|both|all"
 _STREAM = {"type": "string", "pattern": "^(%s)(,(%s))*$" % (_STREAMS, _STREAMS)}
-_BOOL = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+_BOOL = {"type": "string", "enum": ["true", "false"]}
 
 
 def _json(schema_name):

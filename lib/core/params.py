@@ -9,12 +9,16 @@ from lib.errors import ValidationError
 
 
 def boolean(params, key):
-    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (absent: false)."""
-    text = (params.get(key) or "false").lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
+    """Exactly ``true`` or ``false`` (absent: false); anything else is a 400 naming ``key``.
+
+    ``0``, ``1``, ``yes`` and ``no`` are refused rather than guessed: ``dry_run=0``
+    read as true (or ``wait=1`` as false) would deploy when the caller did not mean to.
+    """
+    text = params.get(key)
+    if text in (None, "false"):
         return False
+    if text == "true":
+        return True
     raise ValidationError(key, "must be true or false")
 
 
