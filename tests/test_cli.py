@@ -138,11 +138,26 @@ def test_daemon_errors_are_one_line_with_their_code(ctl, tag):
         err,
     )
     code, _, err = ctl("deploy", "bad", "--", "no-such-program-xyz")
-    assert code == 1 and err.startswith(
+    assert code == 2 and err.startswith(
         "modelctl: validation_error: command[0]: executable 'no-such-program-xyz'"
     )
     code, _, err = ctl("status", "ghost")
     assert code == 4 and err == "modelctl: model_not_found: no model named 'ghost'\n"
+
+
+
+def test_a_field_or_parameter_the_daemon_refuses_is_exit_2(ctl, tag, tmp_path):
+    # Issue 10 #26: the README says 2 for bad arguments or spec file; these exited 1.
+    path = tmp_path / "spec.json"
+    spec = {"name": "bad", "command": model("sleeper.py", tag=tag), "health": {"interval": 0}}
+    path.write_text(json.dumps(spec))
+    code, _, err = ctl("deploy", "-f", str(path))
+    assert code == 2 and err.startswith("modelctl: validation_error: health.interval:")
+    ctl("deploy", "x", "--", *model("sleeper.py", tag=tag))
+    for flag in ("--level", "--stream"):
+        code, _, err = ctl("logs", "x", flag, "bogus")
+        assert code == 2, (flag, err)
+        assert err.startswith("modelctl: validation_error: %s:" % flag[2:])
 
 
 def test_deploy_wait_shows_progress_until_ready(ctl, tag):
@@ -193,7 +208,7 @@ def test_logs(ctl, tag):
     code, out, _ = ctl("logs", "f", "--level", "error")
     assert code == 0 and out == ""
     code, _, err = ctl("logs", "f", "--since", "yesterday")
-    assert code == 1 and err.startswith("modelctl: validation_error: since:")
+    assert code == 2 and err.startswith("modelctl: validation_error: since:")
 
 
 def test_version_and_events(ctl, daemon, tag):

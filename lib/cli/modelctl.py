@@ -3,7 +3,8 @@
 Exit statuses (for scripts):
   0  success
   1  the daemon reported an error (printed as one line: code and message)
-  2  usage: bad arguments or a bad spec file
+  2  usage: bad arguments or a bad spec file, including a field or parameter the
+     daemon refuses (validation_error, bad_request): the command line must change
   3  the daemon is unreachable
   4  no such model
   5  the model exited, failed or timed out before it was ready (deploy/start --wait)
@@ -183,6 +184,8 @@ def exit_status(error):
         return EXIT_UNREACHABLE
     if isinstance(error, errors.ModelNotFoundError):
         return EXIT_NOT_FOUND
+    if isinstance(error, errors.BadRequestError):
+        return EXIT_USAGE  # the daemon refused a field or parameter the user gave
     if isinstance(error, (errors.DeploymentError, errors.WaitTimeoutError)):
         return EXIT_NOT_READY
     return EXIT_ERROR
