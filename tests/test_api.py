@@ -220,7 +220,6 @@ def test_bad_query_parameters_are_400(api):
     assert_error(api.get("/models/UPPER", status="*"), 400, "validation_error", "name")
 
 
-
 @pytest.mark.parametrize("value", ["yes", "no", "0", "1", "TRUE", "on"])
 @pytest.mark.parametrize(
     "method, path, key",

@@ -145,7 +145,6 @@ def test_daemon_errors_are_one_line_with_their_code(ctl, tag):
     assert code == 4 and err == "modelctl: model_not_found: no model named 'ghost'\n"
 
 
-
 def test_a_field_or_parameter_the_daemon_refuses_is_exit_2(ctl, tag, tmp_path):
     # Issue 10 #26: the README says 2 for bad arguments or spec file; these exited 1.
     path = tmp_path / "spec.json"

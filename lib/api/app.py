@@ -28,7 +28,7 @@ log = logging.getLogger("modeld.api")
 
 MAX_BODY = 1024 * 1024
 MAX_FOLLOWERS = 16
-WAIT_TIMEOUT_MAX = 86400
+WAIT_TIMEOUT_MAX = params.WAIT_TIMEOUT_MAX
 
 
 class Settings:
@@ -263,7 +263,7 @@ def make_app(supervisor, settings):
     @app.delete("/models/<name>")
     def stop_model(name):
         query = query_params(("timeout", "purge"))
-        timeout = params.seconds(query, "timeout", 3600)
+        timeout = params.seconds(query, "timeout", params.STOP_TIMEOUT_MAX)
         return supervisor.stop(model_name(name), timeout, params.boolean(query, "purge"), cause())
 
     @app.post("/models/<name>/start")
@@ -279,7 +279,7 @@ def make_app(supervisor, settings):
     @app.post("/models/<name>/restart")
     def restart_model(name):
         query = query_params(("timeout",))
-        timeout = params.seconds(query, "timeout", 3600)
+        timeout = params.seconds(query, "timeout", params.STOP_TIMEOUT_MAX)
         return supervisor.restart_model(model_name(name), timeout, cause())
 
     @app.get("/models/<name>/logs")
@@ -310,7 +310,7 @@ def make_app(supervisor, settings):
 
 def _event_filters(query):
     return {
-        "limit": params.integer(query, "limit", 1, 10_000) or 100,
+        "limit": params.integer(query, "limit", 1, params.EVENTS_LIMIT_MAX) or 100,
         "since": params.moment(query, "since", timefmt.now_us()),
     }
 

@@ -7,6 +7,11 @@
 from lib.core import timefmt
 from lib.errors import ValidationError
 
+# Bounds of the routes' parameters, shared by the app and its OpenAPI document.
+STOP_TIMEOUT_MAX = 3600  # ?timeout= of DELETE and restart: seconds before SIGKILL
+WAIT_TIMEOUT_MAX = 86400  # ?timeout= with wait=true
+EVENTS_LIMIT_MAX = 10_000
+
 
 def boolean(params, key):
     """Exactly ``true`` or ``false`` (absent: false); anything else is a 400 naming ``key``.
