@@ -265,3 +265,33 @@ def test_each_cli_has_a_function_for_every_verb_of_its_parser():
 
     assert _parser_verbs(modelctl.build_parser()) == set(modelctl.VERBS)
     assert _parser_verbs(modeld.build_parser()) == set(modeld.VERBS)
+
+
+def test_flags_given_with_a_spec_file_win_over_it(tmp_path):
+    # Issue 10 #19: the flags were ignored and the deploy exited 0.
+    from lib.cli import spec_flags
+
+    path = tmp_path / "spec.json"
+    spec = {
+        "name": "fromfile",
+        "command": ["serve", "--port", "{port}"],
+        "port": "auto",
+        "env": {"A": "file", "KEEP": "1"},
+        "health": {"http": "/health", "start_period": 60},
+        "restart": {"policy": "always", "max_retries": 3},
+    }
+    path.write_text(json.dumps(spec))
+    argv = ["deploy", "-f", str(path), "--port", "9", "--env", "A=B", "--restart", "no"]
+    argv += ["--health-tcp", "--label", "team=x"]
+    args = modelctl.build_parser().parse_args(argv)
+    args.command = []
+    built = spec_flags.spec_from_args(args)
+    assert built["port"] == 9
+    assert built["env"] == {"A": "B", "KEEP": "1"}
+    assert built["restart"] == {"policy": "no", "max_retries": 3}
+    assert built["health"] == {"tcp": True, "start_period": 60}
+    assert built["labels"] == {"team": "x"} and built["name"] == "fromfile"
+    args = modelctl.build_parser().parse_args(["deploy", "renamed", "-f", str(path)])
+    args.command = ["other", "{port}"]
+    built = spec_flags.spec_from_args(args)
+    assert (built["name"], built["command"]) == ("renamed", ["other", "{port}"])
