@@ -210,6 +210,17 @@ def test_logs(ctl, tag):
     assert code == 2 and err.startswith("modelctl: validation_error: since:")
 
 
+def test_logs_follow_with_n_0_prints_only_new_lines(ctl, tag):
+    # Issue 10 #16: `-f -n 0` printed the whole history; the help says "only new".
+    ctl("deploy", "f", "--restart", "no", "--", *model("flood.py", 30, tag=tag))
+    wait_until(lambda: "exited" in ctl("ps", "-a")[1])
+    assert ctl("logs", "f", "-n", "2", "--stream", "stdout")[1].count("\n") == 2
+    code, out, _ = ctl("logs", "f", "-f", "-n", "0")  # the model is done: nothing new comes
+    assert (code, out) == (0, "")
+    code, out, _ = ctl("logs", "f", "-n", "0")
+    assert (code, out) == (0, "")
+
+
 def test_version_and_events(ctl, daemon, tag):
     code, out, _ = ctl("--json", "version")
     versions = json.loads(out)

@@ -353,7 +353,12 @@ def _follow(supervisor, settings, followers, name, reader, query):
     """Stream entries as JSON lines (or text) until the model stops or the client leaves."""
     followers.enter()
     try:
-        start = _tail_start(reader, query) if query.tail else logquery.start_seq(reader, query)
+        if query.tail == 0:
+            start = reader.next_seq()  # tail=0: only entries written from now on
+        elif query.tail:
+            start = _tail_start(reader, query)
+        else:
+            start = logquery.start_seq(reader, query)
     except BaseException:
         followers.leave()
         raise

@@ -400,23 +400,21 @@ def cmd_logs(client, args, out):
     tail = args.tail
     if tail is None and not (args.since or args.until):
         tail = 100
+    if tail is not None:
+        params["tail"] = tail  # 0 is meaningful: with -f, only new lines
     if args.follow:
-        if tail:
-            params["tail"] = tail
         for entry in client.follow(args.name, **params):
             _print_entry(out, entry, args.json)
             out.flush()
         # The stream ends when the model stops, or when the daemon goes away: say which.
         client.get(args.name)
         return EXIT_OK
-    if tail:
-        params["tail"] = tail
     params["limit"] = 10_000
     while True:
         page = client.logs(args.name, **params)
         for entry in page["entries"]:
             _print_entry(out, entry, args.json)
-        if not page["has_more"] or tail:
+        if not page["has_more"] or tail is not None:
             return EXIT_OK
         params["cursor"] = page["next_cursor"]
 
