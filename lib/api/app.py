@@ -29,6 +29,9 @@ log = logging.getLogger("modeld.api")
 MAX_BODY = 1024 * 1024
 MAX_FOLLOWERS = 16
 WAIT_TIMEOUT_MAX = params.WAIT_TIMEOUT_MAX
+# The last line of a JSON follow stream that the daemon's shutdown ended (a stream that
+# ends without it ended because the model stopped or the window's `until` passed).
+SHUTDOWN_END = {"end": "shutdown", "message": "modeld is shutting down"}
 
 
 class Settings:
@@ -376,6 +379,9 @@ def _follow(supervisor, settings, followers, name, reader, query):
             entries = logquery.follow(reader, query, start, settings.should_stop, model_done)
             for entry in entries:
                 yield b"\n" if entry is None else (render(entry) + "\n").encode()
+            if settings.should_stop() and query.format != "text":
+                # Say why the stream ends: a clean end alone reads as "the model stopped".
+                yield (to_json(SHUTDOWN_END) + "\n").encode()
         finally:
             followers.leave()
 

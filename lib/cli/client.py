@@ -194,15 +194,23 @@ class Client:
         return self.request("GET", "/models/%s/logs" % _quote(name), params)
 
     def follow(self, name, **params):
-        """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped."""
+        """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped.
+
+        The daemon's shutdown (its last line ``{"end": "shutdown"}``), a reset or a cut
+        connection raise ``DaemonUnreachableError``: the caller learns the stream was lost.
+        """
         params = dict(params, follow="true", format="json")
         response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
         try:
             with response:
                 for line in response:
                     line = line.strip()
-                    if line:
-                        yield json.loads(line)
+                    if not line:
+                        continue
+                    entry = json.loads(line)
+                    if "end" in entry and "seq" not in entry:
+                        raise _stream_ended(self.host, entry)
+                    yield entry
         except (OSError, http.client.HTTPException) as error:
             raise errors.DaemonUnreachableError(
                 "lost the connection to modeld at %s (%s)" % (self.host, error), host=self.host
@@ -211,6 +219,15 @@ class Client:
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"
         return self.request("GET", path, {"limit": limit, "since": since})["events"]
+
+
+def _stream_ended(host, end):
+    """The daemon ended a follow stream for its own reason (its shutdown): the stream is lost."""
+    return errors.DaemonUnreachableError(
+        "modeld at %s ended the log stream: %s (start it again with `modeld start`)"
+        % (host, end.get("message") or end.get("end")),
+        host=host,
+    )
 
 
 def _socket_path(host):
