@@ -306,3 +306,79 @@ def test_flags_given_with_a_spec_file_win_over_it(tmp_path):
     args.command = ["other", "{port}"]
     built = spec_flags.spec_from_args(args)
     assert (built["name"], built["command"]) == ("renamed", ["other", "{port}"])
+
+
+# -- the daemon's address and time (issue 10 #21) -------------------------------------
+
+
+@pytest.fixture
+def silent_server():
+    """A port that takes connections and never answers."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
+def plain_http_server():
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_slow_answer_is_a_timeout_not_a_daemon_to_start(silent_server):
+    from lib import errors
+    from lib.cli.client import Client
+
+    with pytest.raises(errors.DaemonTimeoutError) as caught:
+        Client(silent_server, "t", timeout=0.3, environ={}).list()
+    assert "did not answer within 0.3s" in caught.value.message
+    assert "start it" not in caught.value.message
+    assert modelctl.exit_status(caught.value) == modelctl.EXIT_TIMEOUT == 6
+
+
+def test_deploy_wait_does_not_give_up_before_the_daemon_does(monkeypatch):
+    from lib.cli.client import Client
+    from lib.core import params
+
+    client = Client("http://127.0.0.1:9", "t", timeout=5, environ={})
+    seen = []
+    monkeypatch.setattr(client, "request", lambda *args, **kwargs: seen.append(kwargs["timeout"]))
+    client.deploy({}, wait=True)
+    client.start("x", wait=True)
+    assert len(seen) == 2
+    assert min(seen) > params.WAIT_TIMEOUT_MAX
+
+
+@pytest.mark.parametrize(
+    "host, message",
+    [
+        ("notaurl", "cannot find the host of notaurl"),
+        ("ftp://127.0.0.1", "is not a daemon address"),
+        ("http://127.0.0.1:port", "is not a daemon address"),
+    ],
+)
+def test_a_wrong_host_is_a_usage_error_with_its_own_message(host, message):
+    out, err = io.StringIO(), io.StringIO()
+    code = modelctl.main(["--host", host, "ps"], out, err)
+    assert code == 2, err.getvalue()
+    assert err.getvalue().startswith("modelctl: ") and message in err.getvalue()
+    assert "start it" not in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+def test_https_against_a_plain_http_daemon_says_so(plain_http_server):
+    out, err = io.StringIO(), io.StringIO()
+    code = modelctl.main(["--host", "https://127.0.0.1:%d" % plain_http_server, "ps"], out, err)
+    assert code == 2, err.getvalue()
+    assert "does not speak TLS" in err.getvalue() and "use http://" in err.getvalue()
+    assert "start it" not in err.getvalue()

@@ -8,6 +8,9 @@ Exit statuses (for scripts):
   3  the daemon is unreachable
   4  no such model
   5  the model exited, failed or timed out before it was ready (deploy/start --wait)
+  6  the daemon did not answer in time (it is running; the request may still complete)
+A wrong daemon address (no such host, not a URL, https against an http daemon, an
+untrusted certificate) is a bad argument: 2.
 """
 
 import argparse
@@ -21,7 +24,15 @@ from lib.cli import render, spec_flags
 from lib.cli.client import Client
 from lib.core import vocabulary
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_NOT_READY = range(6)
+(
+    EXIT_OK,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    EXIT_UNREACHABLE,
+    EXIT_NOT_FOUND,
+    EXIT_NOT_READY,
+    EXIT_TIMEOUT,
+) = range(7)
 WAIT_POLL = 0.5
 
 
@@ -180,6 +191,10 @@ def _split_command(argv):
 
 
 def exit_status(error):
+    if isinstance(error, errors.BadHostError):
+        return EXIT_USAGE
+    if isinstance(error, errors.DaemonTimeoutError):
+        return EXIT_TIMEOUT
     if isinstance(error, errors.DaemonUnreachableError):
         return EXIT_UNREACHABLE
     if isinstance(error, errors.ModelNotFoundError):
