@@ -29,9 +29,15 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 SHEBANG = b"#!/usr/bin/env python3\n"
 MAIN = b'''"""modeld.pyz: ./modeld.pyz start|stop|status|run, ./modeld.pyz ctl VERB, or modelctl."""
 
+import os
 import sys
 
-from lib.cli.entry import main
+from lib.core.interpreter import require_python
+
+# Every role (daemon, modelctl, each monitor) starts here: refuse an old Python first.
+require_python("modelctl" if os.path.basename(sys.argv[0]).startswith("modelctl") else "modeld")
+
+from lib.cli.entry import main  # noqa: E402 - after the interpreter check, on purpose
 
 sys.exit(main())
 '''

@@ -3,7 +3,10 @@
 
 import sys
 
-from lib.cli.modelctl import main
+from lib.core.interpreter import require_python
 
 if __name__ == "__main__":
+    require_python("modelctl")  # before importing code an old interpreter cannot parse
+    from lib.cli.modelctl import main
+
     sys.exit(main())

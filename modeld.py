@@ -3,7 +3,10 @@
 
 import sys
 
-from lib.cli.entry import main
+from lib.core.interpreter import require_python
 
 if __name__ == "__main__":
+    require_python("modeld")  # before importing code an old interpreter cannot parse
+    from lib.cli.entry import main
+
     sys.exit(main())

@@ -187,6 +187,19 @@ class DaemonUnreachableError(ModeldError):
     status = 0
 
 
+class DaemonTimeoutError(DaemonUnreachableError):
+    """Client side only: the daemon took the connection but did not answer in time."""
+
+    code = "daemon_timeout"
+
+
+class BadHostError(DaemonUnreachableError):
+    """Client side only: the daemon's address is wrong (no such host, not a URL, http vs https,
+    an untrusted certificate): the command line or ``$MODELD_HOST`` must change."""
+
+    code = "bad_host"
+
+
 def all_error_classes():
     """Every concrete error class, for the error-code table and the client."""
     found, pending = [], [ModeldError]

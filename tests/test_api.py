@@ -220,6 +220,35 @@ def test_bad_query_parameters_are_400(api):
     assert_error(api.get("/models/UPPER", status="*"), 400, "validation_error", "name")
 
 
+@pytest.mark.parametrize("value", ["yes", "no", "0", "1", "TRUE", "on"])
+@pytest.mark.parametrize(
+    "method, path, key",
+    [
+        ("POST", "/models?dry_run=%s", "dry_run"),
+        ("POST", "/models?wait=%s", "wait"),
+        ("DELETE", "/models/ghost?purge=%s", "purge"),
+        ("POST", "/models/ghost/start?wait=%s", "wait"),
+        ("GET", "/models/ghost/logs?follow=%s", "follow"),
+    ],
+)
+def test_booleans_are_exactly_true_or_false(api, tag, method, path, key, value):
+    # Issue 10 #26: `dry_run=0` deployed the model; only true|false are booleans.
+    body = {"name": "ghost", "command": model("sleeper.py", tag=tag)}
+    if key in ("follow", "purge") or path.startswith("/models/ghost/start"):
+        deploy(api, tag, "ghost")
+        body = None
+    response = api.request(
+        path % value,
+        method=method,
+        body=json.dumps(body).encode() if body else b"",
+        headers={"Content-Type": "application/json"},
+        status="*",
+    )
+    assert_error(response, 400, "validation_error", key)
+    if key == "dry_run":
+        assert api.get("/models").json["models"] == []
+
+
 # -- stop, start, restart, purge --------------------------------------------------
 
 
@@ -340,3 +369,41 @@ def test_openapi_documents_every_route(api):
 def test_openapi_lists_every_error_code():
     codes = openapi._schemas()["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     assert {"model_not_found", "already_running", "validation_error", "rate_limited"} <= set(codes)
+
+
+# -- secrets (issue 10 #18, #25) ---------------------------------------------------
+
+
+def _stdout_lines(api, name):
+    entries = api.get("/models/%s/logs?stream=stdout&tail=100" % name).json["entries"]
+    return [json.loads(entry["msg"]) for entry in entries]
+
+
+def test_secrets_in_any_form_are_masked_and_a_read_back_spec_redeploys_them(api, tag, supervisor):
+    secrets = ["SECRETSHC1", "SECRETONE2", "SECRETDASH3", "SECRETENV4"]
+    argv = ["sh -c 'serve --api-key %s'" % secrets[0], "--api-key " + secrets[1]]
+    argv += ["--api-key", "-" + secrets[2]]
+    body = {
+        "name": "secretive",
+        "command": model("argv_echo.py", *argv, tag=tag),
+        "env": {"HF_TOKEN": secrets[3]},
+    }
+    assert api.post_json("/models", body).status_int == 201
+    wait_until(lambda: _stdout_lines(api, "secretive"), message="the model's output")
+    shown = api.get("/models/secretive").json
+    modeld_lines = api.get("/models/secretive/logs?stream=modeld").text
+    for secret in secrets:
+        assert secret not in json.dumps(shown) and secret not in modeld_lines
+    # GET -> POST: a new name cannot take secrets back from anyone: refused, field named.
+    response = api.post_json("/models", dict(shown["spec"], name="copy"), status="*")
+    assert_error(response, 400, "validation_error", "env.HF_TOKEN")
+    # The same name, redeployed from what GET showed, runs with the stored secrets.
+    api.delete("/models/secretive")
+    assert api.post_json("/models", shown["spec"]).status_int == 201
+
+    def second_run():
+        lines = _stdout_lines(api, "secretive")
+        return lines[1] if len(lines) > 1 else None
+
+    assert wait_until(second_run, message="the second run's output") == argv
+    assert supervisor.records["secretive"].spec["env"] == {"HF_TOKEN": secrets[3]}

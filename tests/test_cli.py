@@ -138,11 +138,25 @@ def test_daemon_errors_are_one_line_with_their_code(ctl, tag):
         err,
     )
     code, _, err = ctl("deploy", "bad", "--", "no-such-program-xyz")
-    assert code == 1 and err.startswith(
+    assert code == 2 and err.startswith(
         "modelctl: validation_error: command[0]: executable 'no-such-program-xyz'"
     )
     code, _, err = ctl("status", "ghost")
     assert code == 4 and err == "modelctl: model_not_found: no model named 'ghost'\n"
+
+
+def test_a_field_or_parameter_the_daemon_refuses_is_exit_2(ctl, tag, tmp_path):
+    # Issue 10 #26: the README says 2 for bad arguments or spec file; these exited 1.
+    path = tmp_path / "spec.json"
+    spec = {"name": "bad", "command": model("sleeper.py", tag=tag), "health": {"interval": 0}}
+    path.write_text(json.dumps(spec))
+    code, _, err = ctl("deploy", "-f", str(path))
+    assert code == 2 and err.startswith("modelctl: validation_error: health.interval:")
+    ctl("deploy", "x", "--", *model("sleeper.py", tag=tag))
+    for flag in ("--level", "--stream"):
+        code, _, err = ctl("logs", "x", flag, "bogus")
+        assert code == 2, (flag, err)
+        assert err.startswith("modelctl: validation_error: %s:" % flag[2:])
 
 
 def test_deploy_wait_shows_progress_until_ready(ctl, tag):
@@ -193,7 +207,18 @@ def test_logs(ctl, tag):
     code, out, _ = ctl("logs", "f", "--level", "error")
     assert code == 0 and out == ""
     code, _, err = ctl("logs", "f", "--since", "yesterday")
-    assert code == 1 and err.startswith("modelctl: validation_error: since:")
+    assert code == 2 and err.startswith("modelctl: validation_error: since:")
+
+
+def test_logs_follow_with_n_0_prints_only_new_lines(ctl, tag):
+    # Issue 10 #16: `-f -n 0` printed the whole history; the help says "only new".
+    ctl("deploy", "f", "--restart", "no", "--", *model("flood.py", 30, tag=tag))
+    wait_until(lambda: "exited" in ctl("ps", "-a")[1])
+    assert ctl("logs", "f", "-n", "2", "--stream", "stdout")[1].count("\n") == 2
+    code, out, _ = ctl("logs", "f", "-f", "-n", "0")  # the model is done: nothing new comes
+    assert (code, out) == (0, "")
+    code, out, _ = ctl("logs", "f", "-n", "0")
+    assert (code, out) == (0, "")
 
 
 def test_version_and_events(ctl, daemon, tag):
@@ -251,3 +276,109 @@ def test_each_cli_has_a_function_for_every_verb_of_its_parser():
 
     assert _parser_verbs(modelctl.build_parser()) == set(modelctl.VERBS)
     assert _parser_verbs(modeld.build_parser()) == set(modeld.VERBS)
+
+
+def test_flags_given_with_a_spec_file_win_over_it(tmp_path):
+    # Issue 10 #19: the flags were ignored and the deploy exited 0.
+    from lib.cli import spec_flags
+
+    path = tmp_path / "spec.json"
+    spec = {
+        "name": "fromfile",
+        "command": ["serve", "--port", "{port}"],
+        "port": "auto",
+        "env": {"A": "file", "KEEP": "1"},
+        "health": {"http": "/health", "start_period": 60},
+        "restart": {"policy": "always", "max_retries": 3},
+    }
+    path.write_text(json.dumps(spec))
+    argv = ["deploy", "-f", str(path), "--port", "9", "--env", "A=B", "--restart", "no"]
+    argv += ["--health-tcp", "--label", "team=x"]
+    args = modelctl.build_parser().parse_args(argv)
+    args.command = []
+    built = spec_flags.spec_from_args(args)
+    assert built["port"] == 9
+    assert built["env"] == {"A": "B", "KEEP": "1"}
+    assert built["restart"] == {"policy": "no", "max_retries": 3}
+    assert built["health"] == {"tcp": True, "start_period": 60}
+    assert built["labels"] == {"team": "x"} and built["name"] == "fromfile"
+    args = modelctl.build_parser().parse_args(["deploy", "renamed", "-f", str(path)])
+    args.command = ["other", "{port}"]
+    built = spec_flags.spec_from_args(args)
+    assert (built["name"], built["command"]) == ("renamed", ["other", "{port}"])
+
+
+# -- the daemon's address and time (issue 10 #21) -------------------------------------
+
+
+@pytest.fixture
+def silent_server():
+    """A port that takes connections and never answers."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
+def plain_http_server():
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_slow_answer_is_a_timeout_not_a_daemon_to_start(silent_server):
+    from lib import errors
+    from lib.cli.client import Client
+
+    with pytest.raises(errors.DaemonTimeoutError) as caught:
+        Client(silent_server, "t", timeout=0.3, environ={}).list()
+    assert "did not answer within 0.3s" in caught.value.message
+    assert "start it" not in caught.value.message
+    assert modelctl.exit_status(caught.value) == modelctl.EXIT_TIMEOUT == 6
+
+
+def test_deploy_wait_does_not_give_up_before_the_daemon_does(monkeypatch):
+    from lib.cli.client import Client
+    from lib.core import params
+
+    client = Client("http://127.0.0.1:9", "t", timeout=5, environ={})
+    seen = []
+    monkeypatch.setattr(client, "request", lambda *args, **kwargs: seen.append(kwargs["timeout"]))
+    client.deploy({}, wait=True)
+    client.start("x", wait=True)
+    assert len(seen) == 2
+    assert min(seen) > params.WAIT_TIMEOUT_MAX
+
+
+@pytest.mark.parametrize(
+    "host, message",
+    [
+        ("notaurl", "cannot find the host of notaurl"),
+        ("ftp://127.0.0.1", "is not a daemon address"),
+        ("http://127.0.0.1:port", "is not a daemon address"),
+    ],
+)
+def test_a_wrong_host_is_a_usage_error_with_its_own_message(host, message):
+    out, err = io.StringIO(), io.StringIO()
+    code = modelctl.main(["--host", host, "ps"], out, err)
+    assert code == 2, err.getvalue()
+    assert err.getvalue().startswith("modelctl: ") and message in err.getvalue()
+    assert "start it" not in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+def test_https_against_a_plain_http_daemon_says_so(plain_http_server):
+    out, err = io.StringIO(), io.StringIO()
+    code = modelctl.main(["--host", "https://127.0.0.1:%d" % plain_http_server, "ps"], out, err)
+    assert code == 2, err.getvalue()
+    assert "does not speak TLS" in err.getvalue() and "use http://" in err.getvalue()
+    assert "start it" not in err.getvalue()

@@ -97,3 +97,52 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_target,
     )
     assert result.returncode == 0, output[-6000:]
     assert fuzz_target.client().health() == {"status": "ok"}
+
+
+# -- the spec's bounds exist once (issue 9 #3) ------------------------------------
+
+
+def _spec_schema(document, field):
+    """The schema of dotted ``field`` (``env.*``: each value) in the document's ModelSpec."""
+    schema = document["components"]["schemas"]["ModelSpec"]
+    for part in field.split("."):
+        schema = schema["additionalProperties"] if part == "*" else schema["properties"][part]
+    if "oneOf" in schema:  # port: "auto" or a number; command: a list or a string
+        schema = next(option for option in schema["oneOf"] if option["type"] != "string")
+    return schema.get("items", schema)
+
+
+def test_the_documents_bounds_are_the_parsers_table():
+    from lib.core import spec
+
+    document = openapi.document("0")
+    for field, bound in spec.BOUNDS.items():
+        schema = _spec_schema(document, field)
+        assert (schema["minimum"], schema["maximum"]) == (bound.low, bound.high), field
+        assert schema["type"] == ("integer" if bound.integer else "number"), field
+        assert schema.get("default") == bound.default, field
+    for field, length in spec.MAX_LENGTHS.items():
+        assert _spec_schema(document, field)["maxLength"] == length, field
+    for field, count in spec.MAX_ITEMS.items():
+        schema = document["components"]["schemas"]["ModelSpec"]["properties"][field]
+        schema = schema["oneOf"][0] if "oneOf" in schema else schema
+        assert schema["description"] == "at most %d entries" % count, field
+
+
+def test_changing_the_table_changes_the_document_and_the_parser(monkeypatch):
+    from lib.core import spec
+    from lib.errors import ValidationError
+
+    bounds = dict(spec.BOUNDS, **{"health.interval": spec.Bound(0.5, 7, 1.5)})
+    monkeypatch.setattr(spec, "BOUNDS", bounds)
+    monkeypatch.setitem(spec.MAX_LENGTHS, "cwd", 10)
+    schema = openapi.document("0")["components"]["schemas"]["ModelSpec"]["properties"]
+    interval = schema["health"]["properties"]["interval"]
+    assert (interval["minimum"], interval["maximum"], interval["default"]) == (0.5, 7, 1.5)
+    assert schema["cwd"]["maxLength"] == 10
+    body = {"name": "m", "command": ["x"]}
+    assert spec.parse_spec(body)["health"]["interval"] == 1.5
+    with pytest.raises(ValidationError, match="between 0.5 and 7"):
+        spec.parse_spec(dict(body, health={"interval": 8}))
+    with pytest.raises(ValidationError, match="longer than 10"):
+        spec.parse_spec(dict(body, cwd="/a/long/path"))

@@ -35,6 +35,7 @@ ALLOWED = {
 # Inside a package, a module may import only those listed before it.
 ORDER = {
     "core": [
+        "interpreter",
         "vocabulary",
         "timefmt",
         "params",

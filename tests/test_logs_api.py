@@ -287,3 +287,35 @@ def test_modelctl_logs_follow_says_so_when_the_daemon_goes_away(daemon, tag):
         or "lost the connection" in errors_text
     )
     assert "Traceback" not in errors_text
+
+
+def test_a_follow_ended_by_the_daemons_shutdown_is_a_lost_stream(live, tag):
+    # Issue 10 #17: a shutdown ended the stream cleanly, so `modelctl logs -f` exited 0.
+    deploy(live.client(), tag, "t", "ticker.py", 0.05)
+    follower = Follower(live.client(), "t")
+    follower.start()
+    follower.wait_for(2)
+    live.stopping = True  # what SIGTERM does: the server stops, the model keeps running
+    follower.join(timeout=10)
+    assert follower.ended and isinstance(follower.error, errors.DaemonUnreachableError)
+    assert "ended the log stream: modeld is shutting down" in follower.error.message
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_modelctl_logs_follow_exits_3_on_modeld_stop(daemon, tag, attempt):
+    # Issue 10 #17: `modeld stop` (models keep running) ended the follow with exit 0 in
+    # most tries: the stream ended cleanly and the daemon still answered the check.
+    daemon.start()
+    daemon.client().deploy({"name": "t", "command": model("ticker.py", 0.05, tag=tag)})
+    process = modelctl(daemon.url, daemon.token, "logs", "t", "-f", "--stream", "stdout")
+    try:
+        assert process.stdout.readline().split()[1:3] == ["stdout", "INFO"]
+        assert daemon.stop(models=False).returncode == 0
+        _, errors_text = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 3, errors_text
+    assert errors_text.startswith("modelctl: ") and "Traceback" not in errors_text
+    assert errors_text.count("\n") == 1

@@ -156,3 +156,59 @@ def test_end_to_end_smoke(pyz, interpreter, request, home, tag):
     assert run("status", check=False).returncode == 3
     wait_until(lambda: not processes_tagged(home), message="every process to end")
     assert not procfs.alive(model_pid)
+
+
+# -- an interpreter too old (issue 10 #22) ----------------------------------------
+
+# Run an entry point as __main__ under a faked version, the way an old python3 would reach it.
+_AS_OLD_PYTHON = (
+    "import runpy, sys; sys.version_info = (3, 8, 10, 'final', 0); "
+    "sys.argv = [sys.argv[1]] + sys.argv[2:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("entry", ["modeld.py", "modelctl.py", "modeld.pyz", "modelctl-link"])
+def test_every_entry_point_refuses_python_older_than_3_9_with_one_line(entry, pyz, tmp_path):
+    if entry == "modeld.pyz":
+        path = pyz
+    elif entry == "modelctl-link":
+        path = str(tmp_path / "modelctl")
+        os.symlink(pyz, path)
+    else:
+        path = os.path.join(ROOT, entry)
+    for args in (["start", "--home", str(tmp_path / "home")], ["monitor", "--help"], ["ps"]):
+        result = subprocess.run(
+            [sys.executable, "-c", _AS_OLD_PYTHON, path] + args,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        program = "modelctl" if "modelctl" in entry else "modeld"
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == "%s: needs Python 3.9 or newer; %s is Python 3.8.10\n" % (
+            program,
+            sys.executable,
+        )
+        assert result.stdout == ""
+    assert not os.path.exists(str(tmp_path / "home"))  # refused before doing anything
+
+
+def test_the_check_and_what_it_needs_parse_on_old_pythons(pyz):
+    import ast
+
+    from lib.core import interpreter
+
+    assert interpreter.refusal("modeld", (3, 9, 0)) is None
+    assert interpreter.refusal("modeld", (2, 7, 18), "/usr/bin/python") == (
+        "modeld: needs Python 3.9 or newer; /usr/bin/python is Python 2.7.18"
+    )
+    with zipfile.ZipFile(pyz) as archive:
+        sources = {"__main__.py": archive.read("__main__.py").decode()}
+    for name in ("modeld.py", "modelctl.py", "lib/__init__.py", "lib/core/__init__.py"):
+        with open(os.path.join(ROOT, name)) as handle:
+            sources[name] = handle.read()
+    with open(interpreter.__file__) as handle:
+        sources["lib/core/interpreter.py"] = handle.read()
+    for name, source in sources.items():
+        ast.parse(source, name, feature_version=(3, 4))  # the oldest grammar ast knows

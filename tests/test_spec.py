@@ -142,3 +142,19 @@ def test_example_specs_are_valid(name, probe):
     assert parsed["health"].get("http") == probe
     if spec.probe_kind(parsed["health"]) == "http":
         assert spec.PORT_PLACEHOLDER in " ".join(parsed["command"])  # the server is told its port
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "m1\n"}, "name"),
+        ({"env": {"KEY\n": "v"}}, "env.KEY\n"),
+        ({"labels": {"team\n": "v"}}, "labels.team\n"),
+    ],
+    ids=["name", "env key", "label key"],
+)
+def test_a_trailing_newline_is_not_a_valid_name_or_key(body, field):
+    # Issue 10 #24: `$` matches before a final newline; validation matches the whole string.
+    with pytest.raises(ValidationError) as caught:
+        spec.parse_spec(valid(**body))
+    assert caught.value.details["field"] == field

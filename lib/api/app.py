@@ -28,7 +28,10 @@ log = logging.getLogger("modeld.api")
 
 MAX_BODY = 1024 * 1024
 MAX_FOLLOWERS = 16
-WAIT_TIMEOUT_MAX = 86400
+WAIT_TIMEOUT_MAX = params.WAIT_TIMEOUT_MAX
+# The last line of a JSON follow stream that the daemon's shutdown ended (a stream that
+# ends without it ended because the model stopped or the window's `until` passed).
+SHUTDOWN_END = {"end": "shutdown", "message": "modeld is shutting down"}
 
 
 class Settings:
@@ -264,21 +267,23 @@ def make_app(supervisor, settings):
     @app.delete("/models/<name>")
     def stop_model(name):
         query = query_params(("timeout", "purge"))
-        timeout = params.seconds(query, "timeout", 3600)
+        timeout = params.seconds(query, "timeout", params.STOP_TIMEOUT_MAX)
         return supervisor.stop(model_name(name), timeout, params.boolean(query, "purge"), cause())
 
     @app.post("/models/<name>/start")
     def start_model(name):
         query = query_params(("wait", "timeout"))
+        wait = params.boolean(query, "wait")  # a bad parameter is refused before the start
+        timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
         result = supervisor.start_model(model_name(name), cause())
-        if params.boolean(query, "wait"):
-            result = supervisor.wait_ready(name, params.seconds(query, "timeout", WAIT_TIMEOUT_MAX))
+        if wait:
+            result = supervisor.wait_ready(name, timeout)
         return result
 
     @app.post("/models/<name>/restart")
     def restart_model(name):
         query = query_params(("timeout",))
-        timeout = params.seconds(query, "timeout", 3600)
+        timeout = params.seconds(query, "timeout", params.STOP_TIMEOUT_MAX)
         return supervisor.restart_model(model_name(name), timeout, cause())
 
     @app.get("/models/<name>/logs")
@@ -314,7 +319,7 @@ def make_app(supervisor, settings):
 
 def _event_filters(query):
     return {
-        "limit": params.integer(query, "limit", 1, 10_000) or 100,
+        "limit": params.integer(query, "limit", 1, params.EVENTS_LIMIT_MAX) or 100,
         "since": params.moment(query, "since", timefmt.now_us()),
     }
 
@@ -357,7 +362,12 @@ def _follow(supervisor, settings, followers, name, reader, query):
     """Stream entries as JSON lines (or text) until the model stops or the client leaves."""
     followers.enter()
     try:
-        start = _tail_start(reader, query) if query.tail else logquery.start_seq(reader, query)
+        if query.tail == 0:
+            start = reader.next_seq()  # tail=0: only entries written from now on
+        elif query.tail:
+            start = _tail_start(reader, query)
+        else:
+            start = logquery.start_seq(reader, query)
     except BaseException:
         followers.leave()
         raise
@@ -375,6 +385,9 @@ def _follow(supervisor, settings, followers, name, reader, query):
             entries = logquery.follow(reader, query, start, settings.should_stop, model_done)
             for entry in entries:
                 yield b"\n" if entry is None else (render(entry) + "\n").encode()
+            if settings.should_stop() and query.format != "text":
+                # Say why the stream ends: a clean end alone reads as "the model stopped".
+                yield (to_json(SHUTDOWN_END) + "\n").encode()
         finally:
             followers.leave()
 

@@ -36,7 +36,7 @@ class RequestContext:
 
     def __call__(self, environ, start_response):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         environ["modeld.request_id"] = request_id
         started = time.monotonic()
         seen = {}

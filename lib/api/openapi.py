@@ -5,7 +5,7 @@ route cannot exist undocumented. Standard library only.
 """
 
 from lib import errors
-from lib.core import spec, vocabulary
+from lib.core import params, spec, vocabulary
 from lib.logs import levels, query
 
 _ERROR_STATUSES = {
@@ -34,12 +34,35 @@ def _nullable(schema):
     return dict(schema, nullable=True)
 
 
-def _string_map():
-    return {"type": "object", "additionalProperties": {"type": "string"}}
+# The counts of spec.MAX_ITEMS are said in words, not as maxItems/maxProperties: a body
+# over them is mostly over the body limit too, and fuzzers then meet a 413, not the 400.
+def _at_most(field):
+    return "at most %d entries" % spec.MAX_ITEMS[field]
+
+
+def _string_map(field):
+    return {
+        "type": "object",
+        "description": _at_most(field),
+        "additionalProperties": _string(field + ".*"),
+    }
+
+
+def _string(field, **extra):
+    return dict({"type": "string", "maxLength": spec.MAX_LENGTHS[field]}, **extra)
 
 
 def _number(minimum, maximum, integer=False):
     return {"type": "integer" if integer else "number", "minimum": minimum, "maximum": maximum}
+
+
+def _bounded(field):
+    """The schema of a numeric spec field, from ``spec.BOUNDS`` (the parser's own table)."""
+    bound = spec.BOUNDS[field]
+    schema = _number(bound.low, bound.high, bound.integer)
+    if bound.default is not None:
+        schema["default"] = bound.default
+    return schema
 
 
 def _schemas():
@@ -48,13 +71,17 @@ def _schemas():
         "additionalProperties": False,
         "description": "At most one probe of http, tcp or log.",
         "properties": {
-            "http": {"type": "string", "pattern": "^/", "description": "path; 2xx is healthy"},
+            "http": _string("health.http", pattern="^/", description="path; 2xx is healthy"),
             "tcp": {"type": "boolean", "enum": [True]},
-            "log": {"type": "string", "description": "a regex seen in the model's output"},
-            "interval": _number(0.1, 3600),
-            "timeout": _number(0.1, 3600),
-            "start_period": _number(0, 86400),
-            "retries": _number(1, 100, True),
+            "log": _string("health.log", description="a regex seen in the model's output"),
+            "interval": _bounded("health.interval"),
+            "timeout": _bounded("health.timeout"),
+            "start_period": dict(
+                _bounded("health.start_period"),
+                description="default %g with a probe, %g without"
+                % (spec.DEFAULT_START_PERIOD_PROBE, spec.DEFAULT_START_PERIOD_NO_PROBE),
+            ),
+            "retries": _bounded("health.retries"),
         },
     }
     model_spec = {
@@ -65,14 +92,19 @@ def _schemas():
             "name": {"type": "string", "pattern": spec.NAME_PATTERN.pattern},
             "command": {
                 "oneOf": [
-                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    {"type": "string", "minLength": 1, "description": "split with shlex"},
+                    {
+                        "type": "array",
+                        "items": _string("command"),
+                        "minItems": 1,
+                        "description": _at_most("command"),
+                    },
+                    _string("command", minLength=1, description="split with shlex"),
                 ]
             },
-            "env": _string_map(),
-            "cwd": {"type": "string", "pattern": "^/"},
+            "env": _string_map("env"),
+            "cwd": _string("cwd", pattern="^/"),
             "port": {
-                "oneOf": [{"type": "string", "enum": ["auto"]}, _number(1, 65535, True)],
+                "oneOf": [{"type": "string", "enum": ["auto"]}, _bounded("port")],
                 "nullable": True,
             },
             "health": _nullable(health),
@@ -82,10 +114,10 @@ def _schemas():
                     "additionalProperties": False,
                     "properties": {
                         "policy": {"type": "string", "enum": list(vocabulary.RESTART_POLICIES)},
-                        "max_retries": _nullable(_number(0, 1_000_000, True)),
-                        "backoff": _number(0, 3600),
-                        "backoff_max": _number(0, 86400),
-                        "reset_after": _number(0, 86400),
+                        "max_retries": _nullable(_bounded("restart.max_retries")),
+                        "backoff": _bounded("restart.backoff"),
+                        "backoff_max": _bounded("restart.backoff_max"),
+                        "reset_after": _bounded("restart.reset_after"),
                     },
                 }
             ),
@@ -95,7 +127,7 @@ def _schemas():
                     "additionalProperties": False,
                     "properties": {
                         "signal": {"type": "string", "enum": list(spec.STOP_SIGNALS)},
-                        "timeout": _number(0, 3600),
+                        "timeout": _bounded("stop.timeout"),
                     },
                 }
             ),
@@ -104,27 +136,27 @@ def _schemas():
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "max_bytes": _number(1024, 2**40, True),
-                        "backups": _number(0, 10000, True),
+                        "max_bytes": _bounded("logs.max_bytes"),
+                        "backups": _bounded("logs.backups"),
                     },
                 }
             ),
-            "labels": _string_map(),
+            "labels": _string_map("labels"),
             "gpus": _nullable(
                 {
                     "type": "object",
                     "additionalProperties": False,
                     "description": "count (modeld chooses) or ids (pinned), not both",
                     "properties": {
-                        "count": _number(1, spec.MAX_GPUS, True),
+                        "count": _bounded("gpus.count"),
                         "ids": {
                             "type": "array",
                             "minItems": 1,
                             "maxItems": spec.MAX_GPUS,
                             "items": {"type": "string", "description": "an index or a UUID"},
                         },
-                        "min_free_mib": _nullable(_number(0, 2**30, True)),
-                        "wait": _number(0, 86400),
+                        "min_free_mib": _nullable(_bounded("gpus.min_free_mib")),
+                        "wait": _bounded("gpus.wait"),
                         "shared": {"type": "boolean"},
                     },
                 }
@@ -363,7 +395,7 @@ _LEVEL_NAMES = "|".join(levels.LEVELS)
 _LEVEL = {"type": "string", "pattern": "^(%s)?(\\.\\.(%s)?)?$" % (_LEVEL_NAMES, _LEVEL_NAMES)}
 _STREAMS = "stdout|stderr|modeld|both|all"
 _STREAM = {"type": "string", "pattern": "^(%s)(,(%s))*$" % (_STREAMS, _STREAMS)}
-_BOOL = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+_BOOL = {"type": "string", "enum": ["true", "false"]}
 
 
 def _json(schema_name):
@@ -406,8 +438,10 @@ def _log_parameters():
 
 
 def paths():
-    timeout = _param("timeout", "seconds", _number(0, 3600))
-    wait_timeout = _param("timeout", "seconds to wait for readiness", _number(0, 86400))
+    timeout = _param("timeout", "seconds", _number(0, params.STOP_TIMEOUT_MAX))
+    wait_timeout = _param(
+        "timeout", "seconds to wait for readiness", _number(0, params.WAIT_TIMEOUT_MAX)
+    )
     index = {"type": "object", "properties": {"version": {"type": "string"}}}
     health = {"type": "object", "properties": {"status": {"type": "string"}}}
     logs_content = {
@@ -511,7 +545,7 @@ def paths():
                 (400, 404),
                 [
                     _NAME,
-                    _param("limit", "at most this many", _number(1, 10000, True)),
+                    _param("limit", "at most this many", _number(1, params.EVENTS_LIMIT_MAX, True)),
                     _param("since", "RFC 3339, epoch seconds or relative"),
                 ],
             )
@@ -522,7 +556,7 @@ def paths():
                 "EventList",
                 (400,),
                 [
-                    _param("limit", "at most this many", _number(1, 10000, True)),
+                    _param("limit", "at most this many", _number(1, params.EVENTS_LIMIT_MAX, True)),
                     _param("since", "RFC 3339, epoch seconds or relative"),
                 ],
             )

@@ -15,14 +15,16 @@ import http.client
 import json
 import os
 import socket
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from lib import errors
-from lib.core import paths, tokens
+from lib.core import params, paths, tokens
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+HOST_FORMS = "give an http(s)://HOST:PORT URL or a Unix socket path (--host or $MODELD_HOST)"
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -108,6 +110,10 @@ class Client:
             self.base = self.host.rstrip("/")
             if "://" not in self.base:
                 self.base = "http://" + self.base
+            if not self.base.startswith(("http://", "https://")):
+                raise errors.BadHostError(
+                    "%r is not a daemon address: %s" % (self.host, HOST_FORMS), host=self.host
+                )
             handlers = [_NoRedirect]
             if cafile and self.base.startswith("https:"):
                 import ssl  # only for HTTPS: it is slow to import
@@ -121,8 +127,11 @@ class Client:
     def request(self, method, path, query=None, body=None, timeout=None):
         """Send a request; the JSON reply as a dict, or the error it carried raised."""
         response = self._open(method, path, query, body, timeout)
-        with response:
-            raw = response.read()
+        try:
+            with response:
+                raw = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise transport_error(self.host, error, timeout or self.timeout) from None
         if not raw:
             return {}
         return json.loads(raw)
@@ -138,17 +147,13 @@ class Client:
             request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", "Bearer " + self.token)
+        timeout = timeout or self.timeout
         try:
-            return self.opener.open(request, timeout=timeout or self.timeout)
+            return self.opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as error:
             raise _server_error(error) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            reason = getattr(error, "reason", error)
-            raise errors.DaemonUnreachableError(
-                "modeld is not running at %s: start it with `modeld start` (%s)"
-                % (self.host, reason),
-                host=self.host,
-            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+            raise transport_error(self.host, error, timeout) from None
 
     # -- endpoints -------------------------------------------------------------
 
@@ -164,6 +169,9 @@ class Client:
     def deploy(self, spec, wait=False, timeout=None, dry_run=False):
         query = {"wait": wait or None, "timeout": timeout, "dry_run": dry_run or None}
         http_timeout = None if timeout is None else timeout + 30
+        if wait and timeout is None:
+            # The daemon may wait this long: the socket must not give up first.
+            http_timeout = params.WAIT_TIMEOUT_MAX + 30
         return self.request("POST", "/models", query, spec, timeout=http_timeout)
 
     def list(self, status=None):
@@ -182,7 +190,10 @@ class Client:
 
     def start(self, name, wait=False, timeout=None):
         query = {"wait": wait or None, "timeout": timeout}
-        return self.request("POST", "/models/%s/start" % _quote(name), query, timeout=3700)
+        http_timeout = 3700
+        if wait:
+            http_timeout = (params.WAIT_TIMEOUT_MAX if timeout is None else timeout) + 3700
+        return self.request("POST", "/models/%s/start" % _quote(name), query, timeout=http_timeout)
 
     def restart(self, name, timeout=None):
         return self.request(
@@ -194,15 +205,23 @@ class Client:
         return self.request("GET", "/models/%s/logs" % _quote(name), params)
 
     def follow(self, name, **params):
-        """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped."""
+        """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped.
+
+        The daemon's shutdown (its last line ``{"end": "shutdown"}``), a reset or a cut
+        connection raise ``DaemonUnreachableError``: the caller learns the stream was lost.
+        """
         params = dict(params, follow="true", format="json")
         response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
         try:
             with response:
                 for line in response:
                     line = line.strip()
-                    if line:
-                        yield json.loads(line)
+                    if not line:
+                        continue
+                    entry = json.loads(line)
+                    if "end" in entry and "seq" not in entry:
+                        raise _stream_ended(self.host, entry)
+                    yield entry
         except (OSError, http.client.HTTPException) as error:
             raise errors.DaemonUnreachableError(
                 "lost the connection to modeld at %s (%s)" % (self.host, error), host=self.host
@@ -214,6 +233,76 @@ class Client:
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"
         return self.request("GET", path, {"limit": limit, "since": since})["events"]
+
+
+def transport_error(host, error, timeout):
+    """The error to raise when talking to the daemon at ``host`` failed below HTTP.
+
+    Each cause gets its own message: nothing listening ("start it"), no answer in
+    time (it is running), a wrong address (no such host, bad port, http vs https, an
+    untrusted certificate), or a connection lost on the way.
+    """
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return errors.DaemonTimeoutError(
+            "modeld at %s did not answer within %gs: it is running and may still complete "
+            "the request (check with `modelctl status` or `modelctl ps`)" % (host, timeout),
+            host=host,
+            timeout=timeout,
+        )
+    if isinstance(reason, socket.gaierror):
+        return errors.BadHostError(
+            "cannot find the host of %s (%s): %s" % (host, reason.strerror or reason, HOST_FORMS),
+            host=host,
+        )
+    if isinstance(reason, (http.client.InvalidURL, ValueError)):
+        return errors.BadHostError(
+            "%r is not a daemon address (%s): %s" % (host, reason, HOST_FORMS), host=host
+        )
+    tls = _tls_problem(host, reason)
+    if tls:
+        return errors.BadHostError(tls, host=host)
+    if isinstance(reason, (ConnectionRefusedError, FileNotFoundError)):
+        return errors.DaemonUnreachableError(
+            "modeld is not running at %s: start it with `modeld start` (%s)" % (host, reason),
+            host=host,
+        )
+    if isinstance(reason, str) or not isinstance(reason, (OSError, http.client.HTTPException)):
+        return errors.DaemonUnreachableError(
+            "cannot reach modeld at %s (%s): is it running? (`modeld status`)" % (host, reason),
+            host=host,
+        )
+    return errors.DaemonUnreachableError(
+        "lost the connection to modeld at %s (%s)" % (host, reason or type(reason).__name__),
+        host=host,
+    )
+
+
+def _tls_problem(host, reason):
+    """A message for a TLS failure, or ``None``. ``ssl`` is imported only by https clients."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None or not isinstance(reason, ssl.SSLError):
+        return None
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return (
+            "the certificate of %s is not trusted (%s): pass the CA with --cacert FILE "
+            "or $MODELD_CACERT" % (host, reason.verify_message or reason)
+        )
+    if "WRONG_VERSION_NUMBER" in str(reason) or "record layer" in str(reason):
+        return "%s does not speak TLS (%s): the daemon serves plain HTTP, use http://" % (
+            host,
+            reason.reason or reason,
+        )
+    return "TLS with %s failed (%s)" % (host, reason.reason or reason)
+
+
+def _stream_ended(host, end):
+    """The daemon ended a follow stream for its own reason (its shutdown): the stream is lost."""
+    return errors.DaemonUnreachableError(
+        "modeld at %s ended the log stream: %s (start it again with `modeld start`)"
+        % (host, end.get("message") or end.get("end")),
+        host=host,
+    )
 
 
 def _socket_path(host):

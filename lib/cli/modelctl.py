@@ -3,10 +3,14 @@
 Exit statuses (for scripts):
   0  success
   1  the daemon reported an error (printed as one line: code and message)
-  2  usage: bad arguments or a bad spec file
+  2  usage: bad arguments or a bad spec file, including a field or parameter the
+     daemon refuses (validation_error, bad_request): the command line must change
   3  the daemon is unreachable
   4  no such model
   5  the model exited, failed or timed out before it was ready (deploy/start --wait)
+  6  the daemon did not answer in time (it is running; the request may still complete)
+A wrong daemon address (no such host, not a URL, https against an http daemon, an
+untrusted certificate) is a bad argument: 2.
 """
 
 import argparse
@@ -20,7 +24,15 @@ from lib.cli import render, spec_flags
 from lib.cli.client import Client
 from lib.core import vocabulary
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_NOT_READY = range(6)
+(
+    EXIT_OK,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    EXIT_UNREACHABLE,
+    EXIT_NOT_FOUND,
+    EXIT_NOT_READY,
+    EXIT_TIMEOUT,
+) = range(7)
 WAIT_POLL = 0.5
 
 
@@ -182,10 +194,16 @@ def _split_command(argv):
 
 
 def exit_status(error):
+    if isinstance(error, errors.BadHostError):
+        return EXIT_USAGE
+    if isinstance(error, errors.DaemonTimeoutError):
+        return EXIT_TIMEOUT
     if isinstance(error, errors.DaemonUnreachableError):
         return EXIT_UNREACHABLE
     if isinstance(error, errors.ModelNotFoundError):
         return EXIT_NOT_FOUND
+    if isinstance(error, errors.BadRequestError):
+        return EXIT_USAGE  # the daemon refused a field or parameter the user gave
     if isinstance(error, (errors.DeploymentError, errors.WaitTimeoutError)):
         return EXIT_NOT_READY
     return EXIT_ERROR
@@ -404,23 +422,21 @@ def cmd_logs(client, args, out):
     tail = args.tail
     if tail is None and not (args.since or args.until):
         tail = 100
+    if tail is not None:
+        params["tail"] = tail  # 0 is meaningful: with -f, only new lines
     if args.follow:
-        if tail:
-            params["tail"] = tail
         for entry in client.follow(args.name, **params):
             _print_entry(out, entry, args.json)
             out.flush()
         # The stream ends when the model stops, or when the daemon goes away: say which.
         client.get(args.name)
         return EXIT_OK
-    if tail:
-        params["tail"] = tail
     params["limit"] = 10_000
     while True:
         page = client.logs(args.name, **params)
         for entry in page["entries"]:
             _print_entry(out, entry, args.json)
-        if not page["has_more"] or tail:
+        if not page["has_more"] or tail is not None:
             return EXIT_OK
         params["cursor"] = page["next_cursor"]
 

@@ -2,12 +2,15 @@
 
 Flags build the spec (the working directory defaults to the current one); a
 file (or ``-`` for stdin) is read as JSON, a relative ``cwd`` in it taken as
-relative to the file. Mistakes are ``UsageError`` (modelctl exits 2).
+relative to the file, and the flags given with it win over it. Mistakes are
+``UsageError`` (modelctl exits 2).
 """
 
 import json
 import os
 import sys
+
+from lib.core import vocabulary
 
 
 class UsageError(Exception):
@@ -15,42 +18,75 @@ class UsageError(Exception):
 
 
 def spec_from_args(args):
-    """The spec from ``-f`` (file or stdin) or from the flags and the command after ``--``."""
+    """The spec from ``-f`` (file or stdin) or from the flags and the command after ``--``.
+
+    With ``-f``, the flags given too (NAME, the command after ``--``, ``--port``,
+    ``--env``...) are applied over the file's spec: flags win, as with ``docker run``
+    over an image's defaults; ``--env`` and ``--label`` add to the file's maps.
+    """
     if args.file:
-        if args.command or args.name:
-            raise UsageError("give either -f SPEC or NAME -- CMD, not both")
-        return _read_spec(args.file)
+        spec = _read_spec(args.file)
+        if not isinstance(spec, dict):
+            raise UsageError("%s must hold a JSON object (a model spec)" % args.file)
+        return _apply_flags(spec, args)
     if not args.name or not args.command:
         raise UsageError(
             "deploy needs NAME and a command after --, or -f SPEC (see modelctl deploy -h)"
         )
-    spec = {"name": args.name, "command": args.command, "cwd": args.cwd or os.getcwd()}
+    return _apply_flags({"cwd": os.getcwd()}, args)
+
+
+def _apply_flags(spec, args):
+    spec = dict(spec)
+    if args.name:
+        spec["name"] = args.name
+    if args.command:
+        spec["command"] = args.command
+    if args.cwd:
+        spec["cwd"] = args.cwd
     if args.port is not None:
         spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
-    if args.env:
-        spec["env"] = _pairs(args.env, "--env")
-    if args.label:
-        spec["labels"] = _pairs(args.label, "--label")
+    for key, items, flag in (("env", args.env, "--env"), ("labels", args.label, "--label")):
+        if items:
+            spec[key] = dict(_section(spec, key), **_pairs(items, flag))
+    _merge(spec, "health", _health_flags(args))
+    restart = {"policy": args.restart, "max_retries": args.max_retries}
+    _merge(spec, "restart", {key: value for key, value in restart.items() if value is not None})
+    if args.stop_timeout is not None:
+        _merge(spec, "stop", {"timeout": args.stop_timeout})
+    return spec
+
+
+def _health_flags(args):
     health = {}
-    for key, value in (("http", args.health_http), ("log", args.health_log)):
+    for key, value in (
+        (vocabulary.PROBE_HTTP, args.health_http),
+        (vocabulary.PROBE_LOG, args.health_log),
+    ):
         if value:
             health[key] = value
     if args.health_tcp:
-        health["tcp"] = True
+        health[vocabulary.PROBE_TCP] = True
     if args.start_period is not None:
         health["start_period"] = args.start_period
-    if health:
-        spec["health"] = health
-    restart = {}
-    if args.restart:
-        restart["policy"] = args.restart
-    if args.max_retries is not None:
-        restart["max_retries"] = args.max_retries
-    if restart:
-        spec["restart"] = restart
-    if args.stop_timeout is not None:
-        spec["stop"] = {"timeout": args.stop_timeout}
-    return spec
+    return health
+
+
+def _section(spec, key):
+    section = spec.get(key)
+    return section if isinstance(section, dict) else {}
+
+
+def _merge(spec, key, flags):
+    """``flags`` over the spec's section ``key``; a probe flag replaces the file's probe."""
+    if not flags:
+        return
+    section = dict(_section(spec, key))
+    if key == "health" and set(vocabulary.PROBE_KINDS) & set(flags):
+        for probe in vocabulary.PROBE_KINDS:
+            section.pop(probe, None)
+    section.update(flags)
+    spec[key] = section
 
 
 def _read_spec(source):

@@ -7,14 +7,23 @@
 from lib.core import timefmt
 from lib.errors import ValidationError
 
+# Bounds of the routes' parameters, shared by the app and its OpenAPI document.
+STOP_TIMEOUT_MAX = 3600  # ?timeout= of DELETE and restart: seconds before SIGKILL
+WAIT_TIMEOUT_MAX = 86400  # ?timeout= with wait=true
+EVENTS_LIMIT_MAX = 10_000
+
 
 def boolean(params, key):
-    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (absent: false)."""
-    text = (params.get(key) or "false").lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
+    """Exactly ``true`` or ``false`` (absent: false); anything else is a 400 naming ``key``.
+
+    ``0``, ``1``, ``yes`` and ``no`` are refused rather than guessed: ``dry_run=0``
+    read as true (or ``wait=1`` as false) would deploy when the caller did not mean to.
+    """
+    text = params.get(key)
+    if text in (None, "false"):
         return False
+    if text == "true":
+        return True
     raise ValidationError(key, "must be true or false")
 
 

@@ -6,6 +6,7 @@ Pure: no file system, no network; the checks that need the machine (is the
 executable there, is the port free) live in ``lib.daemon.preflight``.
 """
 
+import collections
 import math
 import re
 import shlex
@@ -18,10 +19,6 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
-MAX_ARGS = 1024
-MAX_STRING = 32 * 1024
-MAX_ENV = 1024
-MAX_LABELS = 64
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
 PORT_PLACEHOLDER = "{port}"
 GPUS_PLACEHOLDER = "{gpus}"
@@ -34,6 +31,52 @@ DEFAULT_LOG_BACKUPS = 5
 # supervisord's startsecs); with one, this is the grace while weights load.
 DEFAULT_START_PERIOD_NO_PROBE = 1.0
 DEFAULT_START_PERIOD_PROBE = 300.0
+
+
+class Bound(collections.namedtuple("Bound", "low high default integer")):
+    """A numeric field's range (inclusive), its default (``None``: none, or it depends), kind."""
+
+    __slots__ = ()
+
+    def __new__(cls, low, high, default=None, integer=False):
+        return super().__new__(cls, low, high, default, integer)
+
+
+# The one table of the spec's numeric bounds: the parser checks them and the OpenAPI
+# document (lib.api.openapi) is generated from them. Keys are the fields' dotted paths.
+BOUNDS = {
+    "port": Bound(1, 65535, integer=True),
+    "health.interval": Bound(0.1, 3600, 2.0),
+    "health.timeout": Bound(0.1, 3600, 5.0),
+    # default: DEFAULT_START_PERIOD_PROBE with a probe, DEFAULT_START_PERIOD_NO_PROBE without
+    "health.start_period": Bound(0, 86400),
+    "health.retries": Bound(1, 100, 3, integer=True),
+    "restart.max_retries": Bound(0, 1_000_000, 5, integer=True),  # null: retry forever
+    "restart.backoff": Bound(0, 3600, 1.0),
+    "restart.backoff_max": Bound(0, 86400, 60.0),
+    "restart.reset_after": Bound(0, 86400, 60.0),
+    "stop.timeout": Bound(0, 3600, 30),
+    "logs.max_bytes": Bound(1024, 2**40, DEFAULT_LOG_MAX_BYTES, integer=True),
+    "logs.backups": Bound(0, 10_000, DEFAULT_LOG_BACKUPS, integer=True),
+    "gpus.count": Bound(1, MAX_GPUS, integer=True),
+    "gpus.min_free_mib": Bound(0, 2**30, integer=True),
+    "gpus.wait": Bound(0, 86400, DEFAULT_GPU_WAIT),
+}
+# Longest string, in characters, of each string field ("env.*": every value of env).
+MAX_LENGTHS = {
+    "command": 32 * 1024,  # the string form, and each argument of the list form
+    "env.*": 32 * 1024,
+    "labels.*": 256,
+    "cwd": 4096,
+    "health.http": 2048,
+    "health.log": 1024,
+}
+# Most entries of each list or object field.
+MAX_ITEMS = {"command": 1024, "env": 1024, "labels": 64}
+MAX_STRING = MAX_LENGTHS["command"]
+MAX_ARGS = MAX_ITEMS["command"]
+MAX_ENV = MAX_ITEMS["env"]
+MAX_LABELS = MAX_ITEMS["labels"]
 
 TOP_LEVEL_FIELDS = (
     "name",
@@ -59,14 +102,14 @@ def parse_spec(body, log_defaults=None):
     spec = {
         "name": parse_name(body.get("name", None)),
         "command": _command(body.get("command")),
-        "env": _string_map(body.get("env"), "env", ENV_KEY_PATTERN, MAX_ENV),
+        "env": _string_map(body.get("env"), "env", ENV_KEY_PATTERN),
         "cwd": _cwd(body.get("cwd")),
         "port": _port(body.get("port")),
         "health": _health(body.get("health")),
         "restart": _restart(body.get("restart")),
         "stop": _stop(body.get("stop")),
         "logs": _logs(body.get("logs"), log_defaults),
-        "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN, MAX_LABELS, 256),
+        "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN),
         "gpus": _gpus(body.get("gpus")),
     }
     _check_gpu_env(spec)
@@ -86,7 +129,7 @@ def parse_name(name, field="name"):
         raise ValidationError(field, "is required")
     if not isinstance(name, str):
         raise ValidationError(field, "must be a string")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ValidationError(
             field,
             "must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
@@ -184,7 +227,8 @@ def _command(command):
     return list(command)
 
 
-def _string_map(value, field, key_pattern, max_items, max_value=MAX_STRING):
+def _string_map(value, field, key_pattern):
+    max_items, max_value = MAX_ITEMS[field], MAX_LENGTHS[field + ".*"]
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -193,7 +237,7 @@ def _string_map(value, field, key_pattern, max_items, max_value=MAX_STRING):
         raise ValidationError(field, "has more than %d entries" % max_items)
     result = {}
     for key, item in value.items():
-        if not key_pattern.match(key):
+        if not key_pattern.fullmatch(key):
             raise ValidationError("%s.%s" % (field, key), "is not a valid key")
         result[key] = _text(item, "%s.%s" % (field, key), max_value, allow_empty=True)
     return result
@@ -202,7 +246,7 @@ def _string_map(value, field, key_pattern, max_items, max_value=MAX_STRING):
 def _cwd(value):
     if value is None:
         return "/"
-    _text(value, "cwd", 4096)
+    _text(value, "cwd", MAX_LENGTHS["cwd"])
     if not value.startswith("/"):
         raise ValidationError("cwd", "must be an absolute path")
     return value
@@ -211,8 +255,9 @@ def _cwd(value):
 def _port(value):
     if value is None or value == "auto":
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValidationError("port", 'must be "auto" or an integer from 1 to 65535')
+    low, high = BOUNDS["port"].low, BOUNDS["port"].high
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError("port", 'must be "auto" or an integer from %d to %d' % (low, high))
     return value
 
 
@@ -226,6 +271,17 @@ def number(value, field, low, high, default=None, integer=False):
     if not low <= value <= high:
         raise ValidationError(field, "must be between %s and %s" % (low, high))
     return value
+
+
+def bounded(section, field, default=None):
+    """The number at dotted ``field`` of the spec, checked against ``BOUNDS[field]``.
+
+    ``section`` is the object that holds it; ``default`` overrides the table's.
+    """
+    bound = BOUNDS[field]
+    value = section.get(field.rpartition(".")[2])
+    default = bound.default if default is None else default
+    return number(value, field, bound.low, bound.high, default, bound.integer)
 
 
 def _section(value, field, allowed):
@@ -244,20 +300,15 @@ def _health(value):
     if len(kinds) > 1:
         raise ValidationError("health", "choose one probe of http, tcp or log")
     kind = kinds[0] if kinds else None
+    start_period = DEFAULT_START_PERIOD_PROBE if kind else DEFAULT_START_PERIOD_NO_PROBE
     health = {
-        "interval": number(section.get("interval"), "health.interval", 0.1, 3600, 2.0),
-        "timeout": number(section.get("timeout"), "health.timeout", 0.1, 3600, 5.0),
-        "start_period": number(
-            section.get("start_period"),
-            "health.start_period",
-            0,
-            86400,
-            DEFAULT_START_PERIOD_PROBE if kind else DEFAULT_START_PERIOD_NO_PROBE,
-        ),
-        "retries": number(section.get("retries"), "health.retries", 1, 100, 3, integer=True),
+        "interval": bounded(section, "health.interval"),
+        "timeout": bounded(section, "health.timeout"),
+        "start_period": bounded(section, "health.start_period", start_period),
+        "retries": bounded(section, "health.retries"),
     }
     if kind == "http":
-        path = _text(section["http"], "health.http", 2048)
+        path = _text(section["http"], "health.http", MAX_LENGTHS["health.http"])
         if not path.startswith("/") or any(ch in path for ch in " \r\n"):
             raise ValidationError("health.http", "must be a URL path starting with '/'")
         health["http"] = path
@@ -266,7 +317,7 @@ def _health(value):
             raise ValidationError("health.tcp", "must be true")
         health["tcp"] = True
     elif kind == "log":
-        pattern = _text(section["log"], "health.log", 1024)
+        pattern = _text(section["log"], "health.log", MAX_LENGTHS["health.log"])
         try:
             re.compile(pattern)
         except re.error as error:
@@ -283,15 +334,15 @@ def _restart(value):
     policy = section.get("policy", vocabulary.RESTART_ON_FAILURE)
     if policy not in vocabulary.RESTART_POLICIES:
         raise ValidationError("restart.policy", "must be one of: no, on-failure, always")
-    max_retries = section.get("max_retries", 5)
-    if max_retries is not None:
-        max_retries = number(max_retries, "restart.max_retries", 0, 1_000_000, integer=True)
     restart = {
         "policy": policy,
-        "max_retries": max_retries,
-        "backoff": number(section.get("backoff"), "restart.backoff", 0, 3600, 1.0),
-        "backoff_max": number(section.get("backoff_max"), "restart.backoff_max", 0, 86400, 60.0),
-        "reset_after": number(section.get("reset_after"), "restart.reset_after", 0, 86400, 60.0),
+        # an explicit null: retry forever
+        "max_retries": None
+        if "max_retries" in section and section["max_retries"] is None
+        else bounded(section, "restart.max_retries"),
+        "backoff": bounded(section, "restart.backoff"),
+        "backoff_max": bounded(section, "restart.backoff_max"),
+        "reset_after": bounded(section, "restart.reset_after"),
     }
     if restart["backoff_max"] < restart["backoff"]:
         raise ValidationError("restart.backoff_max", "must not be smaller than restart.backoff")
@@ -308,7 +359,7 @@ def _stop(value):
         name = "SIG" + name
     if name not in STOP_SIGNALS:
         raise ValidationError("stop.signal", "must be one of: %s" % ", ".join(STOP_SIGNALS))
-    return {"signal": name, "timeout": number(section.get("timeout"), "stop.timeout", 0, 3600, 30)}
+    return {"signal": name, "timeout": bounded(section, "stop.timeout")}
 
 
 def _gpus(value):
@@ -332,12 +383,10 @@ def _gpus(value):
     if not isinstance(shared, bool):
         raise ValidationError("gpus.shared", "must be true or false")
     return {
-        "count": number(section.get("count"), "gpus.count", 1, MAX_GPUS, integer=True),
+        "count": bounded(section, "gpus.count"),
         "ids": ids,
-        "min_free_mib": number(
-            section.get("min_free_mib"), "gpus.min_free_mib", 0, 2**30, integer=True
-        ),
-        "wait": number(section.get("wait"), "gpus.wait", 0, 86400, DEFAULT_GPU_WAIT),
+        "min_free_mib": bounded(section, "gpus.min_free_mib"),
+        "wait": bounded(section, "gpus.wait"),
         "shared": shared,
     }
 
@@ -362,20 +411,6 @@ def _check_gpu_env(spec):
 def _logs(value, defaults):
     section = _section(value, "logs", ("max_bytes", "backups"))
     return {
-        "max_bytes": number(
-            section.get("max_bytes"),
-            "logs.max_bytes",
-            1024,
-            2**40,
-            defaults.get("max_bytes", DEFAULT_LOG_MAX_BYTES),
-            integer=True,
-        ),
-        "backups": number(
-            section.get("backups"),
-            "logs.backups",
-            0,
-            10_000,
-            defaults.get("backups", DEFAULT_LOG_BACKUPS),
-            integer=True,
-        ),
+        "max_bytes": bounded(section, "logs.max_bytes", defaults.get("max_bytes")),
+        "backups": bounded(section, "logs.backups", defaults.get("backups")),
     }

@@ -44,9 +44,9 @@ def format_us(us):
 
 def parse_rfc3339(text):
     """RFC 3339 (or a bare date, meaning midnight UTC) -> microseconds; ``ValueError`` if not."""
-    match = _RFC3339.match(text)
+    match = _RFC3339.fullmatch(text)
     if match is None:
-        date = _DATE_ONLY.match(text)
+        date = _DATE_ONLY.fullmatch(text)
         if date is None:
             raise ValueError("not an RFC 3339 time: %r" % text)
         return _to_us(*(int(part) for part in date.groups()), 0, 0, 0, "0", "Z")
@@ -76,7 +76,7 @@ def _to_us(year, month, day, hour, minute, second, fraction, offset):
 
 def parse_duration_us(text):
     """``30s``, ``10m``, ``2h``, ``1d``, ``500ms`` -> microseconds; ``ValueError`` if not."""
-    match = _RELATIVE.match(text)
+    match = _RELATIVE.fullmatch(text)
     if match is None:
         raise ValueError("not a duration: %r" % text)
     return int(float(match.group(1)) * _UNIT_US[match.group(2)])
@@ -89,9 +89,9 @@ def parse_moment_us(text, now):
     message fit for the user.
     """
     text = text.strip()
-    if _EPOCH.match(text):
+    if _EPOCH.fullmatch(text):
         value = int(float(text) * 1_000_000)
-    elif _RELATIVE.match(text):
+    elif _RELATIVE.fullmatch(text):
         value = now - parse_duration_us(text)
     else:
         try:

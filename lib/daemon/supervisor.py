@@ -254,6 +254,11 @@ class Supervisor:
     def prepare(self, body):
         """Validate a deploy request and resolve its port (no side effects)."""
         spec = specs.parse_spec(body, self.log_defaults)
+        with self.lock:
+            stored = self.records.get(spec["name"])
+        # A spec read back from the API carries *** for its secrets: take them back from the
+        # same model's stored spec, refuse them for a new name (never run a literal ***).
+        spec = redact.unmask_spec(spec, stored.spec if stored is not None else None)
         preflight.check_cwd(spec)
         executable = preflight.resolve_executable(spec, self.environ)
         port = self._choose_port(spec)

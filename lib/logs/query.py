@@ -207,6 +207,8 @@ def start_seq(reader, query):
 def run_query(reader, query, clock=time.monotonic):
     """One page of entries for a (non-follow) query."""
     start = start_seq(reader, query)
+    if query.tail == 0:  # the last 0 entries: none (not "no tail": that is None)
+        return Page([], max(reader.next_seq(), start), False, 0)
     if query.tail:
         return _tail_page(reader, query, start)
     return _forward_page(reader, query, start, clock)

@@ -154,7 +154,7 @@ def rotated_segments(directory):
         return []
     found = []
     for name in names:
-        match = SEGMENT_PATTERN.match(name)
+        match = SEGMENT_PATTERN.fullmatch(name)
         if match:
             found.append((int(match.group(1)), os.path.join(directory, name)))
     return sorted(found)
