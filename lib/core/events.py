@@ -1,8 +1,11 @@
 """A model's state changes, one JSON object a line in ``events.jsonl``.
 
-The monitor is the only writer (``append``); the daemon reads (``read``) for
-``GET /models/{name}/events`` and ``GET /events``. The file is rotated once it
-passes 1 MiB, keeping one predecessor (``events.jsonl.1``).
+This module owns the event line format, part of the daemon<->monitor protocol
+(``lib.core.protocol`` owns the other files): ``record`` encodes a line, ``read``
+and ``newest`` decode them; no other module spells its keys. The monitor is
+the only writer (``append``); the daemon reads for ``GET /models/{name}/events``
+and ``GET /events``. The file is rotated once it passes 1 MiB, keeping one
+predecessor (``events.jsonl.1``).
 """
 
 import json
@@ -75,3 +78,12 @@ def read(path, since=None):
             if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
                 found.append(event)
     return found
+
+
+def newest(paths, limit, since=None):
+    """The newest ``limit`` events of the files at ``paths`` (several models), oldest first."""
+    found = []
+    for path in paths:
+        found.extend(read(path, since))
+    found.sort(key=lambda event: event.get("at") or "")
+    return found[-limit:]
