@@ -48,7 +48,7 @@ ORDER = {
         "protocol",
     ],
     "logs": ["levels", "store", "reader", "query"],
-    "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
+    "monitor": ["diagnostics", "forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
     "api": ["ratelimit", "openapi", "middleware", "app", "server"],
     "daemon": [
         "reconcile",

@@ -9,14 +9,11 @@ predecessor (``events.jsonl.1``).
 """
 
 import json
-import logging
 import os
 
 from lib.core import timefmt, vocabulary
 
 MAX_BYTES = 1 << 20
-
-log = logging.getLogger("modeld.events")
 
 
 def record(name, event):
@@ -44,8 +41,9 @@ def level(event):
     return "info"
 
 
-def append(path, name, events):
-    """Add ``events``; a full disk is logged, never raised (the model must go on)."""
+def append(path, name, events, warn=None):
+    """Add ``events``; a full disk is told to ``warn(message)``, never raised (the model must
+    go on)."""
     if not events:
         return
     lines = "".join(json.dumps(record(name, event), sort_keys=True) + "\n" for event in events)
@@ -58,7 +56,8 @@ def append(path, name, events):
         with open(path, "a") as handle:
             handle.write(lines)
     except OSError as error:
-        log.error("cannot append events to %s: %s", path, error)
+        if warn is not None:
+            warn("cannot append events to %s: %s" % (path, error))
 
 
 def read(path, since=None):

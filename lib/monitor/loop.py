@@ -25,8 +25,6 @@ How it keeps its promises:
 It imports neither bottle nor cheroot.
 """
 
-import argparse
-import logging
 import os
 import selectors
 import signal
@@ -38,6 +36,7 @@ from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import store
 from lib.monitor import capture, forensics, lifecycle, probes, proctree
+from lib.monitor import diagnostics as log
 
 SCAN_INTERVAL = 2.0
 # The state file is rewritten at least this often, changed or not: a heartbeat
@@ -46,24 +45,45 @@ STATE_REFRESH = 5.0
 PUBLISH_RETRY = 1.0
 STOP_POLL = 0.05
 
-log = logging.getLogger("modeld.monitor")
-
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="modeld monitor", description="(internal)")
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--run", type=int, required=True)
-    parser.add_argument("--recover", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s monitor[%(process)d] %(message)s",
-    )
-    home = paths.Home(args.home)
+    """``modeld monitor --home H --name N --run R [--recover]`` (started by the launcher)."""
+    try:
+        home, name, run, recover = parse_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        sys.stderr.write("modeld monitor: %s\n" % error)
+        return protocol.EXIT_USAGE
+    return launch(home, name, run, recover)
+
+
+def parse_args(argv):
+    """(home, name, run, recover) from the launcher's argv; ValueError if it is not that.
+
+    Not argparse: the argv is written by ``launcher.monitor_command`` only, and
+    argparse (with gettext) would be imported by every monitor.
+    """
+    values, recover, rest = {}, False, list(argv)
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--recover":
+            recover = True
+        elif flag in ("--home", "--name", "--run") and rest and flag not in values:
+            values[flag] = rest.pop(0)
+        else:
+            raise ValueError("unexpected argument %r" % flag)
+    missing = [flag for flag in ("--home", "--name", "--run") if flag not in values]
+    if missing:
+        raise ValueError("missing %s" % ", ".join(missing))
+    if not values["--run"].isdigit():
+        raise ValueError("--run takes a number, not %r" % values["--run"])
+    return values["--home"], values["--name"], int(values["--run"]), recover
+
+
+def launch(home_root, name, run, recover):
+    """Detach, then run the monitor of ``name``; the exit status of whichever process returns."""
+    home = paths.Home(home_root)
     ready_fd = detach()
-    return Monitor(home.model(args.name), args.name, args.run, args.recover, ready_fd).run()
+    return Monitor(home.model(name), name, run, recover, ready_fd).run()
 
 
 def detach():
@@ -204,7 +224,7 @@ class Monitor:
         """A bug in one handler must not end the monitor: its model would die with it."""
         try:
             return handler(now)
-        except Exception:
+        except Exception:  # noqa: BLE001 - reported with its traceback, and the loop goes on
             log.exception("monitor step failed; carrying on")
             return None
 
@@ -407,7 +427,7 @@ class Monitor:
                 events.level(event),
                 "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
             )
-        events.append(self.paths.events, self.name, changes)
+        events.append(self.paths.events, self.name, changes, warn=log.error)
         self._publish(durable=True)
         self.dirty = False
 
