@@ -106,9 +106,7 @@ def measure(name, command, counts, zygote):
             monitors = [memory(model["monitor"]["pid"]) for model in models]
             show("%3d models: monitor" % count, monitors)
             show("%3d models: daemon" % count, [memory(daemon.pid)])
-            # Forked monitors keep the template's argv: the template is the one that is not one.
-            pids = {model["monitor"]["pid"] for model in models}
-            for pid in set(processes_naming(daemon.home, b"monitor-zygote")) - pids:
+            for pid in templates_of(daemon.pid):
                 show("%3d models: template" % count, [memory(pid)])
     finally:
         daemon.stop()
@@ -134,10 +132,26 @@ def processes_naming(home, *words):
     return found
 
 
+def templates_of(daemon_pid):
+    """The monitor template: the daemon's child that runs ``monitor-zygote``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as handle:
+                parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except (OSError, ValueError):
+            continue  # not a process, or it ended while we looked
+        if parent == daemon_pid and b"monitor-zygote" in argv:
+            found.append(int(entry))
+    return found
+
+
 def stop_leftovers(home):
     """Kill what still names the home in its argv (none, if modeld stop did its job).
 
-    The template (MODELD_MONITOR_ZYGOTE) ends when the daemon does: give it a moment.
+    Monitors forked from the template name the home in their title too.
     """
     deadline = time.monotonic() + 10
     while processes_naming(home) and time.monotonic() < deadline:

@@ -18,6 +18,10 @@ def main(argv=None):
         from lib.monitor import loop
 
         return loop.main(argv[2:])
+    if argv[1:2] == ["monitor-zygote"]:
+        from lib.monitor import zygote
+
+        return zygote.serve()
     if argv[1:2] == ["ctl"]:
         from lib.cli import modelctl
 

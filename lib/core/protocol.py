@@ -28,6 +28,11 @@ the named types below.
 - **State**: ``state.json`` carries ``SCHEMA``. A file with another version is
   treated like a torn one: the previous generation is used if it can be read,
   and one warning names the version (``read_state``).
+- **Template**: with ``MODELD_MONITOR_ZYGOTE`` not ``0``, monitors are forked
+  from one warm template process per daemon (``lib.monitor.zygote``). The
+  daemon writes one ``template_request`` line per monitor to its stdin; it
+  answers ``started N PID`` then ``exited N CODE`` (the launcher's exit status
+  above). The template ends at EOF (the daemon is gone); its monitors do not.
 - **Control**: ``control.json`` holds the latest command (stop or restart, an
   id, a timeout, a cause). The monitor acts on an id it has not acted on yet
   and reports the id it handled in ``state.json``. A command not handled yet is
@@ -35,6 +40,7 @@ the named types below.
   restart never replaces a pending stop).
 """
 
+import json
 import os
 
 from lib.core import fsutil, timefmt, vocabulary
@@ -60,6 +66,36 @@ def launcher_exit_code(answer):
 def monitor_is_up(code):
     """Does this launcher exit status mean the model has a live monitor?"""
     return code in (EXIT_OK, EXIT_LOCKED)
+
+
+TEMPLATE_ENV = "MODELD_MONITOR_ZYGOTE"
+TEMPLATE_DEFAULT = "0"
+
+
+def template_enabled(environ):
+    """Are monitors forked from the template? (``MODELD_MONITOR_ZYGOTE=0`` turns it off.)"""
+    return environ.get(TEMPLATE_ENV, TEMPLATE_DEFAULT) != "0"
+
+
+def template_request(home_root, name, run, recover, monitor_log):
+    """The line that asks the template for one monitor."""
+    return json.dumps([home_root, name, run, bool(recover), monitor_log]).encode() + b"\n"
+
+
+def read_template_request(line):
+    """(home_root, name, run, recover, monitor_log) of a request line."""
+    home_root, name, run, recover, monitor_log = json.loads(line)
+    return home_root, name, int(run), bool(recover), monitor_log
+
+
+def template_answer(kind, number, value):
+    """``started N PID`` or ``exited N CODE``."""
+    return b"%s %d %d\n" % (kind.encode(), number, value)
+
+
+def read_template_answer(line):
+    kind, number, value = line.split()
+    return kind.decode(), int(number), int(value)
 
 
 def new_id(size=8):

@@ -18,6 +18,7 @@ import time
 from lib.core import fsutil, procfs
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -38,6 +39,31 @@ def child_setup(death_signal, parent_pid):
             os._exit(1)  # the parent died before prctl took effect
     except Exception:  # noqa: BLE001 - nothing can be reported from here; exec anyway
         pass
+
+
+def set_title(argv, name=None):
+    """What ``ps`` shows for this process: its command line ``argv``, and ``name`` as its comm.
+
+    The command line is rewritten in place, in the memory the kernel reads
+    ``/proc/self/cmdline`` from (``arg_start``..``arg_end`` in ``/proc/self/stat``),
+    so it cannot grow: what does not fit is cut. Used by monitors forked from the
+    template, which would otherwise show the template's argv. Best effort.
+    """
+    import ctypes
+
+    encoded = b"\0".join(part.encode() for part in argv)
+    try:
+        if name is not None:
+            _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # fields 48 and 49 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return  # an old kernel, or no /proc: ps keeps showing the template's argv
+    size = end - start
+    if size > 1:
+        shown = encoded[: size - 1]
+        ctypes.memmove(start, shown + b"\0" * (size - len(shown)), size)
 
 
 class System:

@@ -20,25 +20,40 @@ import subprocess
 import sys
 
 from lib.core import fsutil, protocol
-from lib.daemon import reconcile
+from lib.daemon import reconcile, template
 
 START_TIMEOUT = 15.0
 START_ATTEMPTS = 3
 MONITOR_LOG_MAX = 1 << 20
+TITLE_ROOM = 1024
 
 log = logging.getLogger("modeld.launcher")
 
 
-def monitor_command(home, name, run, recover):
-    """How to start a monitor: the same interpreter and code as this daemon."""
+def entry_command():
+    """The same interpreter and code as this daemon."""
     # lib/daemon/launcher.py -> the checkout, or modeld.pyz itself
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.isfile(root):  # running from modeld.pyz
-        entry = [sys.executable, "-I", root] if sys.flags.isolated else [sys.executable, root]
-    else:
-        entry = [sys.executable, os.path.join(root, "modeld.py")]
-    command = entry + ["monitor", "--home", home.root, "--name", name, "--run", str(run)]
+        return [sys.executable, "-I", root] if sys.flags.isolated else [sys.executable, root]
+    return [sys.executable, os.path.join(root, "modeld.py")]
+
+
+def monitor_command(home, name, run, recover):
+    """How to start a monitor afresh."""
+    command = entry_command() + ["monitor", "--home", home.root, "--name", name, "--run", str(run)]
     return command + (["--recover"] if recover else [])
+
+
+def template_command():
+    """How to start the monitor template.
+
+    No ``--home`` in its argv: it is not a process of any model (what names the
+    home in its argv is taken for one by tools and tests); it is the daemon's child.
+    The blank argument is room: a forked monitor writes its own command line over
+    the template's (``lib.core.system.set_title``), and it cannot grow.
+    """
+    return entry_command() + ["monitor-zygote", " " * TITLE_ROOM]
 
 
 class Launch:
@@ -67,6 +82,9 @@ class Launcher:
         self.failures = {}  # name -> why its monitor cannot start or keeps dying
         self.attempts = {}  # name -> failed starts of its current run
         self.recoveries = {}  # name -> times its monitor was replaced lately
+        self.template = None  # monitors forked from a warm template (lib.monitor.zygote)
+        if protocol.template_enabled(environ):
+            self.template = template.Template(template_command(), environ, system)
 
     def reset(self, name):
         """A fresh start asked for by the operator: forget past trouble."""
@@ -86,8 +104,16 @@ class Launcher:
         model_paths = self.home.model(name)
         fsutil.ensure_directory(model_paths.root)
         _rotate(model_paths.monitor_log)
-        with open(model_paths.monitor_log, "ab") as monitor_log:
-            popen = self.system.spawn(
+        if self.template is not None:
+            popen = self.template.spawn(self.home.root, name, run, recover, model_paths.monitor_log)
+        else:
+            popen = self._spawn_fresh(name, run, recover, model_paths.monitor_log)
+        launch = self.launching[name] = Launch(popen, name, run, recover, self.system.monotonic())
+        return launch.outcome
+
+    def _spawn_fresh(self, name, run, recover, log_path):
+        with open(log_path, "ab") as monitor_log:
+            return self.system.spawn(
                 monitor_command(self.home, name, run, recover),
                 stdin=subprocess.DEVNULL,
                 stdout=monitor_log,
@@ -97,8 +123,11 @@ class Launcher:
                 cwd="/",
                 env=self.environ,
             )
-        launch = self.launching[name] = Launch(popen, name, run, recover, self.system.monotonic())
-        return launch.outcome
+
+    def close(self):
+        """End the template, if any (the monitors it made carry on)."""
+        if self.template is not None:
+            self.template.close()
 
     def outcomes(self):
         return [launch.outcome for launch in self.launching.values()]

@@ -103,6 +103,7 @@ class Supervisor:
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout=10)
         self.sampler.stop()
+        self.launcher.close()
 
     def stop_all(self, timeout=None):
         names = [
