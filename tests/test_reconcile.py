@@ -62,7 +62,8 @@ def test_decide(desired, observed, alive, launching, failure, recoveries, kind):
 def rig(tmp_path):
     system = FakeSystem()
     home = paths.Home(str(tmp_path))
-    sup = supervisor.Supervisor(home, environ={}, system=system)
+    # Monitors started afresh: the launcher path the fake replays (the template has its own).
+    sup = supervisor.Supervisor(home, environ={"MODELD_MONITOR_ZYGOTE": "0"}, system=system)
     spec = specs.parse_spec({"name": "m", "command": ["model-server"]})
     deployment = protocol.Deployment(spec, None, run=1)
     sup.registry.save(deployment)

@@ -69,7 +69,7 @@ def monitor_is_up(code):
 
 
 TEMPLATE_ENV = "MODELD_MONITOR_ZYGOTE"
-TEMPLATE_DEFAULT = "0"
+TEMPLATE_DEFAULT = "1"
 
 
 def template_enabled(environ):
