@@ -52,16 +52,21 @@ def header(title):
 
 
 class Daemon:
-    """``modeld start`` on a free port in a temporary home; ``stop()`` stops it and its models."""
+    """``modeld start`` on a free port in a temporary home; ``stop()`` stops it and its models.
 
-    def __init__(self, *extra):
+    ``command`` runs another build of modeld, e.g. ``[python, "-I", "dist/modeld.pyz"]``.
+    """
+
+    def __init__(self, *extra, command=MODELD, env=None):
+        self.command = list(command)
         self.home = tempfile.mkdtemp(prefix="modeld-bench-")
         result = subprocess.run(
-            MODELD
+            self.command
             + ["start", "--home", self.home, "--port", "0", "--rate-limit", "off"]
             + list(extra),
             capture_output=True,
             text=True,
+            env=env,
         )
         if result.returncode != 0:
             raise SystemExit("modeld did not start: %s" % result.stderr)
@@ -69,6 +74,7 @@ class Daemon:
             info = json.load(handle)
         with open(os.path.join(self.home, "token")) as handle:
             self.token = handle.read().strip()
+        self.pid = info["pid"]
         self.url = info["url"]
         self.host, self.port = self.url.split("//")[1].split(":")
         self.port = int(self.port)
@@ -77,7 +83,9 @@ class Daemon:
         return Connection(self.host, self.port, self.token)
 
     def stop(self):
-        subprocess.run(MODELD + ["stop", "--models", "--home", self.home], capture_output=True)
+        subprocess.run(
+            self.command + ["stop", "--models", "--home", self.home], capture_output=True
+        )
 
 
 class Connection:

@@ -174,6 +174,7 @@ class RunningDaemon:
 
     def __init__(self, home, extra=(), rate_limit="off"):
         self.home = home
+        self.environ = None  # the daemon's environment: this process's unless a test sets it
         # Tests poll every 20 ms, which is the default limit: off, unless a test is about it.
         self.extra = list(extra) + (["--rate-limit", rate_limit] if rate_limit else [])
 
@@ -183,6 +184,7 @@ class RunningDaemon:
             capture_output=True,
             text=True,
             timeout=60,
+            env=self.environ,
         )
         if check:
             assert result.returncode == 0, result.stderr
@@ -208,7 +210,9 @@ class RunningDaemon:
 
     def stop(self, models=True):
         args = ["stop", "--home", self.home] + (["--models"] if models else [])
-        return subprocess.run(MODELD + args, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            MODELD + args, capture_output=True, text=True, timeout=120, env=self.environ
+        )
 
 
 @pytest.fixture

@@ -278,3 +278,24 @@ def test_the_daemon_log_rotates_by_size(tmp_path):
     for name in os.listdir(tmp_path):
         assert os.path.getsize(tmp_path / name) <= 1000 + 60
     assert read(path).splitlines()[-1].startswith("line 099")
+
+
+@pytest.mark.parametrize("template", ["0", "1"], ids=["fresh-monitors", "template"])
+def test_deploy_kill_9_start_adopts_the_same_monitor(daemon, tag, template):
+    """With monitors started afresh and forked from the template (MODELD_MONITOR_ZYGOTE)."""
+    daemon.environ = dict(os.environ, MODELD_MONITOR_ZYGOTE=template)
+    daemon.start()
+    client = daemon.client()
+    body = deploy(client, tag, "a")
+    wait_until(lambda: running_pids(client), message="a running model")
+    before, monitor = running_pids(client), client.get("a")["monitor"]["pid"]
+    argv = procfs.cmdline(monitor)
+    assert argv[argv.index("monitor") :][:5] == ["monitor", "--home", daemon.home, "--name", "a"]
+    daemon.kill()
+    assert procfs.alive(monitor) and procfs.alive(body["pid"] or before["a"])
+    daemon.start()
+    client = daemon.client()
+    assert running_pids(client) == before and client.get("a")["monitor"]["pid"] == monitor
+    with open(os.path.join(daemon.home, "daemon.log")) as handle:
+        assert "adopted the monitor of 'a' (pid %d, run 1)" % monitor in handle.read()
+    assert sorted(processes_tagged(tag)) == sorted([daemon.pid, monitor, before["a"]])

@@ -4,7 +4,7 @@ import os
 
 from gpufakes import MIB
 
-from lib.core import nvidia, procfs, vocabulary
+from lib.core import nvidia, procfs, protocol, vocabulary
 from lib.core import spec as specs
 from lib.monitor import gpugate, lifecycle
 
@@ -75,12 +75,12 @@ def deployment(min_free_mib=500, wait=2):
     body = {"name": "m", "command": ["x"], "gpus": {"count": 1, "min_free_mib": min_free_mib}}
     spec = specs.parse_spec(body)
     spec["gpus"]["wait"] = wait
-    return {"spec": spec, "gpus": ASSIGNED}
+    return protocol.Deployment(spec, None, gpus=ASSIGNED)
 
 
 def test_the_guard_holds_a_start_announces_once_then_fails_with_gpu_busy():
     guard = gpugate.GpuGuard(deployment(), FakeSmi([snap(100)]))
-    life = lifecycle.Lifecycle(deployment()["spec"])
+    life = lifecycle.Lifecycle(deployment().spec)
     actions = life.begin(0.0)
     assert isinstance(actions[-1], lifecycle.Spawn) and guard.hold(0.0)
     assert guard.waiting_for == vocabulary.WAITING_FOR_GPU
@@ -96,7 +96,7 @@ def test_the_guard_holds_a_start_announces_once_then_fails_with_gpu_busy():
 
 def test_the_guard_spawns_once_memory_is_free():
     guard = gpugate.GpuGuard(deployment(), FakeSmi([snap(100), snap(800)]))
-    life = lifecycle.Lifecycle(deployment()["spec"])
+    life = lifecycle.Lifecycle(deployment().spec)
     life.begin(0.0)
     guard.hold(0.0)
     assert not guard.turn(0.0, life).spawn
@@ -105,7 +105,7 @@ def test_the_guard_spawns_once_memory_is_free():
 
 def test_a_stop_while_waiting_ends_in_stopped_without_a_process():
     guard = gpugate.GpuGuard(deployment(), FakeSmi([snap(100)]))
-    life = lifecycle.Lifecycle(deployment()["spec"])
+    life = lifecycle.Lifecycle(deployment().spec)
     life.begin(0.0)
     guard.hold(0.0)
     guard.turn(0.0, life)
@@ -118,7 +118,9 @@ def test_a_stop_while_waiting_ends_in_stopped_without_a_process():
 
 def test_without_min_free_mib_there_is_no_gate():
     body = {"name": "m", "command": ["x"], "gpus": {"count": 1}}
-    guard = gpugate.GpuGuard({"spec": specs.parse_spec(body), "gpus": ASSIGNED}, FakeSmi([snap(0)]))
+    guard = gpugate.GpuGuard(
+        protocol.Deployment(specs.parse_spec(body), None, gpus=ASSIGNED), FakeSmi([snap(0)])
+    )
     assert not guard.hold(0.0) and guard.next_deadline() is None
 
 

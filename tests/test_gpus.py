@@ -171,10 +171,10 @@ def test_reservations_come_from_models_that_want_to_run():
 def test_a_deployment_keeps_its_assignment_through_disk_and_old_homes_still_load():
     assignment = [{"index": 1, "uuid": B, "name": "Fake"}]
     record = registry.Deployment({"name": "m"}, None, gpus=assignment)
-    assert registry.Deployment.from_dict(record.to_dict()).gpus == assignment
-    old = record.to_dict()
+    assert registry.Deployment.decode(record.encode()).gpus == assignment
+    old = record.encode()
     del old["gpus"]
-    assert registry.Deployment.from_dict(old).gpus is None
+    assert registry.Deployment.decode(old).gpus is None
 
 
 # -- attribution -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.core import spec, vocabulary
+from lib.core import protocol, spec, vocabulary
 from lib.monitor import lifecycle
 from lib.monitor.lifecycle import Finish, KillAll, Lifecycle, Signal, Spawn
 
@@ -215,3 +215,68 @@ def test_illegal_transitions_are_refused():
         vocabulary.check_transition(vocabulary.STOPPED, vocabulary.RUNNING)
     with pytest.raises(vocabulary.IllegalTransition):
         vocabulary.check_transition(vocabulary.BACKOFF, vocabulary.RUNNING)
+
+
+# -- the resume decision: how a new monitor takes over ------------------------------
+
+BEGIN, RECOVER, STAY = lifecycle.RESUME_BEGIN, lifecycle.RESUME_RECOVER, lifecycle.RESUME_STOPPED
+EXIT = {"code": 1, "signal": None, "at": 5_000_000, "reason": "exit_code", "last_lines": []}
+
+
+def previous(deploy_id="d1", status=vocabulary.RUNNING):
+    return protocol.MonitorState(
+        deploy_id=deploy_id, status=status, restarts=4, retries=2, last_exit=EXIT
+    )
+
+
+@pytest.mark.parametrize(
+    "before, recover, wanted, kind, restarts, retries, carried_exit",
+    [
+        # a fresh run (deploy, start): counters of the same deployment but a new backoff
+        (None, False, True, BEGIN, 0, 0, False),
+        (previous(), False, True, BEGIN, 4, 0, True),
+        (previous(deploy_id="d0"), False, True, BEGIN, 0, 0, False),  # a redeploy
+        (previous(), False, False, STAY, 4, 0, True),  # stopped before it started
+        # replacing a dead monitor: everything carries over, the policy decides
+        (previous(), True, True, RECOVER, 4, 2, True),
+        (previous(status=vocabulary.BACKOFF), True, True, RECOVER, 4, 2, True),
+        (previous(status=vocabulary.STARTING), True, True, RECOVER, 4, 2, True),
+        (None, True, True, RECOVER, 0, 0, False),  # it died before its first state
+        (previous(deploy_id="d0"), True, True, RECOVER, 0, 0, False),
+        (previous(), True, False, STAY, 4, 2, True),  # the operator stopped it meanwhile
+        (previous(status=vocabulary.STOPPED), True, True, STAY, 4, 2, True),
+        (previous(status=vocabulary.FAILED), True, True, STAY, 4, 2, True),
+    ],
+)
+def test_decide_resume(before, recover, wanted, kind, restarts, retries, carried_exit):
+    decision = lifecycle.decide_resume(before, "d1", recover, wanted)
+    assert (decision.kind, decision.restarts, decision.retries) == (kind, restarts, retries)
+    if carried_exit:
+        assert decision.last_exit == dict(EXIT, at=5.0)  # microseconds in the file, seconds here
+    else:
+        assert decision.last_exit is None
+
+
+@pytest.mark.parametrize(
+    "kind, status, first_actions, restarts",
+    [
+        (BEGIN, vocabulary.STARTING, [Spawn()], 4),
+        (RECOVER, vocabulary.STARTING, [Spawn()], 5),
+        (STAY, vocabulary.STOPPED, [Finish()], 4),
+    ],
+)
+def test_resume_performs_the_decision(kind, status, first_actions, restarts):
+    decision = lifecycle.Resume(kind, 4, 1, None)
+    body = {"name": "m", "command": ["x"]}
+    life = Lifecycle.resuming(spec.parse_spec(body), decision)
+    assert life.resume(decision, 0.0) == first_actions
+    assert life.status == status and life.restarts == restarts
+
+
+def test_a_recovered_model_with_policy_no_is_exited():
+    decision = lifecycle.Resume(RECOVER, 0, 0, None)
+    body = {"name": "m", "command": ["x"], "restart": {"policy": "no"}}
+    life = Lifecycle.resuming(spec.parse_spec(body), decision)
+    assert life.resume(decision, 0.0) == [Finish()]
+    assert life.status == vocabulary.EXITED
+    assert life.last_exit["reason"] == vocabulary.REASON_MONITOR_DIED

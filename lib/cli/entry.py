@@ -12,6 +12,16 @@ def main(argv=None):
         from lib.cli import modelctl
 
         return modelctl.main(argv[1:])
+    if argv[1:2] == ["monitor"]:
+        # Before lib.cli.modeld: a monitor runs per model, so it must not pay for the
+        # daemon's parser, configuration checks (ipaddress) or rate limiter (threading).
+        from lib.monitor import loop
+
+        return loop.main(argv[2:])
+    if argv[1:2] == ["monitor-zygote"]:
+        from lib.monitor import zygote
+
+        return zygote.serve()
     if argv[1:2] == ["ctl"]:
         from lib.cli import modelctl
 

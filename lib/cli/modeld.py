@@ -1,4 +1,4 @@
-"""``modeld``: start, stop, inspect the daemon (and, internally, run a model's monitor).
+"""``modeld``: start, stop, inspect the daemon (``lib.cli.entry`` runs a model's monitor).
 
 Exit statuses: 0 ok; 1 error (the reason is printed); 2 usage; 3 ``status``
 found no running daemon.
@@ -80,10 +80,6 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["monitor"]:
-        from lib.monitor import loop  # light: neither bottle nor cheroot
-
-        return loop.main(argv[1:])
     args = build_parser().parse_args(argv)
     return VERBS[args.verb](args)
 

@@ -1,19 +1,19 @@
 """A model's state changes, one JSON object a line in ``events.jsonl``.
 
-The monitor is the only writer (``append``); the daemon reads (``read``) for
-``GET /models/{name}/events`` and ``GET /events``. The file is rotated once it
-passes 1 MiB, keeping one predecessor (``events.jsonl.1``).
+This module owns the event line format, part of the daemon<->monitor protocol
+(``lib.core.protocol`` owns the other files): ``record`` encodes a line, ``read``
+and ``newest`` decode them; no other module spells its keys. The monitor is
+the only writer (``append``); the daemon reads for ``GET /models/{name}/events``
+and ``GET /events``. The file is rotated once it passes 1 MiB, keeping one
+predecessor (``events.jsonl.1``).
 """
 
 import json
-import logging
 import os
 
 from lib.core import timefmt, vocabulary
 
 MAX_BYTES = 1 << 20
-
-log = logging.getLogger("modeld.events")
 
 
 def record(name, event):
@@ -41,9 +41,9 @@ def level(event):
     return "info"
 
 
-def append(path, name, events, extra=None):
-    """Add ``events`` (``extra``: more fields for the last one); a full disk is logged, never
-    raised (the model must go on)."""
+def append(path, name, events, extra=None, warn=None):
+    """Add ``events`` (``extra``: more fields for the last one); a full disk is told to
+    ``warn(message)``, never raised (the model must go on)."""
     if not events:
         return
     records = [record(name, event) for event in events]
@@ -58,7 +58,8 @@ def append(path, name, events, extra=None):
         with open(path, "a") as handle:
             handle.write(lines)
     except OSError as error:
-        log.error("cannot append events to %s: %s", path, error)
+        if warn is not None:
+            warn("cannot append events to %s: %s" % (path, error))
 
 
 def read(path, since=None):
@@ -78,3 +79,12 @@ def read(path, since=None):
             if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
                 found.append(event)
     return found
+
+
+def newest(paths, limit, since=None):
+    """The newest ``limit`` events of the files at ``paths`` (several models), oldest first."""
+    found = []
+    for path in paths:
+        found.extend(read(path, since))
+    found.sort(key=lambda event: event.get("at") or "")
+    return found[-limit:]

@@ -21,7 +21,8 @@ class Corrupt(Exception):
 def write_json_atomic(path, data, keep_previous=True, durable=True):
     """Replace ``path`` with ``data`` as JSON, atomically (mode 0600)."""
     directory = os.path.dirname(path) or "."
-    temporary = "%s.tmp.%d" % (path, os.getpid())
+    # Unique per writer: two daemon threads writing the same file never share a temporary.
+    temporary = "%s.tmp.%d.%s" % (path, os.getpid(), os.urandom(4).hex())
     payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -55,11 +56,12 @@ def fsync_directory(directory):
         os.close(fd)
 
 
-def read_json(path, warn=None):
+def read_json(path, warn=None, check=None):
     """The JSON object at ``path``; its previous generation if it is missing or corrupt.
 
     Returns ``None`` when neither exists. Raises ``Corrupt`` when what exists
-    cannot be parsed. ``warn(message)`` hears about every fallback.
+    cannot be parsed. ``warn(message)`` hears about every fallback. ``check(data)``
+    returns why a parsed object is unusable (then it counts as corrupt), or ``None``.
     """
     problems = []
     for candidate in (path, path + PREVIOUS_SUFFIX):
@@ -73,6 +75,10 @@ def read_json(path, warn=None):
             continue
         if not isinstance(data, dict):
             problems.append("%s: not a JSON object" % candidate)
+            continue
+        problem = check(data) if check is not None else None
+        if problem is not None:
+            problems.append("%s: %s" % (candidate, problem))
             continue
         if candidate != path and warn is not None:
             reason = problems[0] if problems else "%s is missing" % path

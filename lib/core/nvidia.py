@@ -20,7 +20,6 @@ import collections
 import csv
 import io
 import os
-import shutil
 import subprocess
 import time
 
@@ -138,7 +137,12 @@ def find(configured=None, environ=None):
     if configured:
         return configured if os.access(configured, os.X_OK) else None
     environ = os.environ if environ is None else environ
-    return shutil.which("nvidia-smi", path=environ.get("PATH", os.defpath))
+    # Not shutil.which: shutil loads bz2, lzma and zlib, and the monitor runs this.
+    for folder in environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or os.curdir, "nvidia-smi")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 class NvidiaSmi:

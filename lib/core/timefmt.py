@@ -4,7 +4,6 @@ Pure functions; the clock is always passed in. Python 3.9's
 ``datetime.fromisoformat`` does not accept ``Z``, so RFC 3339 is parsed here.
 """
 
-import calendar
 import re
 import time
 
@@ -66,6 +65,8 @@ def parse_rfc3339(text):
 def _to_us(year, month, day, hour, minute, second, fraction, offset):
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         raise ValueError("not a valid date or time")
+    import calendar  # only queries parse times: keep it off the monitor's import path
+
     seconds = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0))
     micros = int((fraction + "000000")[:6])
     if offset not in ("Z", "z"):

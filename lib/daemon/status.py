@@ -5,25 +5,25 @@ its monitor lives, and the sampled metrics; nothing here touches the machine.
 """
 
 from lib import errors
-from lib.core import redact, timefmt, vocabulary
+from lib.core import protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 
 
 def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
     """The payload for one model.
 
-    ``state``: the monitor's state file (any run) or ``None``. ``monitor``: a
+    ``state``: the monitor's ``protocol.MonitorState`` (any run) or ``None``. ``monitor``: a
     dict with ``alive`` (its lock is held) and ``failure`` (why the monitor
     itself could not start or keeps dying, if so). ``gpu``: the model's GPU view
     (``lib.daemon.gpus.model_view``).
     """
-    fresh = state is not None and state.get("run") == deployment.run
+    fresh = state is not None and state.run == deployment.run
     status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
-    current = state if fresh else {}
-    pid = current.get("pid") if status in vocabulary.ACTIVE else None
-    started_at = current.get("started_at")
+    current = state if fresh else protocol.MonitorState()
+    pid = current.pid if status in vocabulary.ACTIVE else None
+    started_at = current.started_at
     port = deployment.port
-    last_exit = (state or {}).get("last_exit")
+    last_exit = state.last_exit if state is not None else None
     return {
         "name": deployment.name,
         "status": status,
@@ -36,15 +36,15 @@ def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
         "endpoint": "http://127.0.0.1:%d" % port if port else None,
         "created_at": timefmt.format_us(deployment.created_at),
         "started_at": timefmt.format_us(started_at),
-        "restarts": current.get("restarts", 0),
-        "next_restart_at": timefmt.format_us(current.get("next_start_at")),
+        "restarts": current.restarts,
+        "next_restart_at": timefmt.format_us(current.next_start_at),
         "last_exit": _exit(last_exit),
         "metrics": _metrics(metrics, pid is not None, started_at, status, now_us),
-        "waiting_for": current.get("waiting_for") if status == vocabulary.STARTING else None,
+        "waiting_for": current.waiting_for if status == vocabulary.STARTING else None,
         "gpus": (gpu or {}).get("gpus", []),
         "gpu_memory_bytes": (gpu or {}).get("gpu_memory_bytes"),
         "gpu_memory_reason": (gpu or {}).get("gpu_memory_reason"),
-        "monitor": {"pid": (current.get("monitor") or {}).get("pid"), "alive": monitor["alive"]},
+        "monitor": {"pid": current.monitor_pid, "alive": monitor["alive"]},
         "command": redact.redact_argv(
             specs.resolve_command(deployment.spec, port, deployment.gpus)
         ),
@@ -54,7 +54,7 @@ def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
 
 def _status_triple(deployment, state, monitor):
     if state is not None:
-        status, health, reason = state["status"], state["health"], state.get("reason")
+        status, health, reason = state.status, state.health, state.reason
         if status in vocabulary.ACTIVE and not monitor["alive"]:
             if monitor["failure"]:
                 return vocabulary.FAILED, vocabulary.HEALTH_NONE, monitor["failure"]

@@ -6,26 +6,28 @@ model (``lib.monitor.loop``), tells a monitor to stop or restart through
 ``control.json`` plus ``SIGUSR1``, and reads each monitor's ``state.json``.
 
 Every monitor is spawned from one long-lived thread (the supervisor thread),
-never from an HTTP worker. The same thread reconciles once a second: a monitor
-that died is replaced (the replacement stops what its predecessor left and
-applies the restart policy); a live monitor found after a daemon restart is
-adopted, never duplicated. A monitor is alive while it holds ``monitor.lock``;
-its identity (pid AND start time) is checked before it is signalled.
+never from an HTTP worker. The same thread reconciles once a second: it asks
+``lib.daemon.reconcile.decide`` what to do about each model and does it: a
+monitor that died is replaced (the replacement stops what its predecessor left
+and applies the restart policy); a live monitor found after a daemon restart
+is adopted (and logged), never duplicated. A monitor is alive while it holds
+``monitor.lock``; its identity (pid AND start time) is checked before it is
+signalled. The files and their rules are ``lib.core.protocol``; every OS call
+goes through ``lib.core.system``.
 """
 
 import concurrent.futures
 import logging
 import os
 import queue
-import secrets
 import signal
 import threading
-import time
 
 from lib import errors
-from lib.core import events, fsutil, nvidia, procfs, redact, timefmt, vocabulary
+from lib.core import events, nvidia, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
-from lib.daemon import gpus, gpusampler, launcher, preflight, registry, sampler, status
+from lib.core.system import System
+from lib.daemon import gpus, gpusampler, launcher, preflight, reconcile, registry, sampler, status
 from lib.logs import reader
 
 log = logging.getLogger("modeld.supervisor")
@@ -36,10 +38,24 @@ POLL = 0.02
 
 
 class Supervisor:
+    """The daemon's model of every deployment, and the one thread that acts on monitors.
+
+    Lives from ``start()`` (load, adopt or replace, then reconcile once a second)
+    to ``shutdown()``; HTTP workers call its operations, which hand every spawn
+    to the supervisor thread. ``system`` is the OS seam (a fake in unit tests).
+    """
+
     def __init__(
-        self, home, log_defaults=None, environ=None, sample_interval=None, nvidia_smi=None
+        self,
+        home,
+        log_defaults=None,
+        environ=None,
+        sample_interval=None,
+        system=None,
+        nvidia_smi=None,
     ):
         self.home = home
+        self.system = system or System()
         self.registry = registry.Registry(home)
         self.log_defaults = log_defaults or {}
         self.environ = dict(os.environ if environ is None else environ)
@@ -50,8 +66,10 @@ class Supervisor:
             smi, self._gpu_targets, sample_interval or gpusampler.GPU_SAMPLE_INTERVAL
         )
         self.records = {}
-        self.launcher = launcher.Launcher(home, self.environ)
+        self.launcher = launcher.Launcher(home, self.environ, self.system)
+        self.watched = set()  # names whose live monitor this supervisor knows (adopted or started)
         self.name_locks = {}
+        self.control_locks = {}
         self.lock = threading.RLock()
         self.commands = queue.Queue()
         self.stopping = threading.Event()
@@ -79,16 +97,16 @@ class Supervisor:
     def _catch_up(self, record):
         """A record older than its monitor (read from a previous generation after a
         torn write) takes the run the monitor says it is running."""
-        state = self.read_state(record.name) or {}
-        if state.get("deploy_id") == record.id and (state.get("run") or 0) > record.run:
+        state = self.read_state(record.name)
+        if state is not None and state.deploy_id == record.id and (state.run or 0) > record.run:
             log.warning(
                 "the deployment of %r is behind its monitor (run %d < %d): catching up",
                 record.name,
                 record.run,
-                state["run"],
+                state.run,
             )
-            record.run = state["run"]
-            if state.get("status") in vocabulary.ACTIVE:
+            record.run = state.run
+            if state.active:
                 record.desired = vocabulary.DESIRED_RUNNING
             self.registry.save(record)
 
@@ -102,6 +120,7 @@ class Supervisor:
             self.thread.join(timeout=10)
         self.sampler.stop()
         self.gpus.stop()
+        self.launcher.close()
 
     def stop_all(self, timeout=None):
         names = [
@@ -113,9 +132,10 @@ class Supervisor:
                 pending.submit(self.stop, name, timeout, False, {"reason": "daemon stop --models"})
 
     def _run(self):
-        next_reconcile = time.monotonic() + RECONCILE_INTERVAL
+        clock = self.system.monotonic
+        next_reconcile = clock() + RECONCILE_INTERVAL
         while not self.stopping.is_set():
-            timeout = max(0.0, next_reconcile - time.monotonic())
+            timeout = max(0.0, next_reconcile - clock())
             if self.launcher.launching:
                 timeout = min(timeout, LAUNCH_POLL)
             try:
@@ -125,13 +145,13 @@ class Supervisor:
             if command is not None:
                 command()
             self._guarded(self.launcher.poll)
-            if time.monotonic() >= next_reconcile and not self.stopping.is_set():
+            if clock() >= next_reconcile and not self.stopping.is_set():
                 self._guarded(self._reconcile)
-                next_reconcile = time.monotonic() + RECONCILE_INTERVAL
-        deadline = time.monotonic() + launcher.START_TIMEOUT
-        while self.launcher.launching and time.monotonic() < deadline:
+                next_reconcile = clock() + RECONCILE_INTERVAL
+        deadline = clock() + launcher.START_TIMEOUT
+        while self.launcher.launching and clock() < deadline:
             self.launcher.poll()  # reap the launchers still running: no zombie, no warning
-            time.sleep(LAUNCH_POLL)
+            self.system.sleep(LAUNCH_POLL)
 
     def _guarded(self, function):
         try:
@@ -172,15 +192,15 @@ class Supervisor:
         return record
 
     def read_state(self, name):
-        """The monitor's state file (its previous generation if the file is torn).
+        """The monitor's ``protocol.MonitorState`` (its previous generation if the file is torn).
 
         Read anew each time: a cache keyed on inode, mtime and size can be fooled,
         since inodes are reused and mtimes move in steps of a few milliseconds.
         """
-        return fsutil.read_json_quietly(self.home.model(name).state)
+        return protocol.read_state(self.home.model(name), warn=log.warning)
 
     def monitor_alive(self, name):
-        return fsutil.is_locked(self.home.model(name).lock)
+        return protocol.monitor_alive(self.system, self.home.model(name))
 
     def describe(self, name):
         """The status payload of one model."""
@@ -207,20 +227,18 @@ class Supervisor:
     def _sample_targets(self):
         targets = {}
         for name in self.names():
-            state = self.read_state(name) or {}
-            monitor_pid = (state.get("monitor") or {}).get("pid")
-            if state.get("status") in vocabulary.ACTIVE and monitor_pid:
-                targets[name] = (monitor_pid, self.home.model(name).logs)
+            state = self.read_state(name)
+            if state is not None and state.active and state.monitor_pid:
+                targets[name] = (state.monitor_pid, self.home.model(name).logs)
         return targets
 
     def _gpu_targets(self):
         """``{model: (monitor pid, its start time)}`` of the live models, for GPU attribution."""
         targets = {}
         for name in self.names():
-            state = self.read_state(name) or {}
-            monitor = state.get("monitor") or {}
-            if state.get("status") in vocabulary.ACTIVE and monitor.get("pid"):
-                targets[name] = (monitor["pid"], monitor.get("starttime"))
+            state = self.read_state(name)
+            if state is not None and state.active and state.monitor_pid:
+                targets[name] = (state.monitor_pid, state.monitor_starttime)
         return targets
 
     def gpu_inventory(self):
@@ -370,11 +388,11 @@ class Supervisor:
         control_id = self._send_control(name, "restart", timeout, cause)
         if control_id is None:
             return self.start_model(name, cause)
-        self.wait_for(name, lambda s: s.get("control_id") == control_id, 5)
+        self.wait_for(name, lambda state: state.control_id == control_id, 5)
         stop_timeout = self.record(name).spec["stop"]["timeout"] if timeout is None else timeout
 
         def restarted(state):
-            return state.get("status") != vocabulary.STOPPING
+            return state.status != vocabulary.STOPPING
 
         self.wait_for(name, restarted, stop_timeout + 15)
         return self.describe(name)
@@ -395,9 +413,9 @@ class Supervisor:
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
         self.wait_for(name, self._stopped, stop_timeout + 15)
         # Stopped means no process is left: not the model's, nor its monitor's.
-        deadline = time.monotonic() + 10
-        while self.monitor_alive(name) and time.monotonic() < deadline:
-            time.sleep(POLL)
+        deadline = self.system.monotonic() + 10
+        while self.monitor_alive(name) and self.system.monotonic() < deadline:
+            self.system.sleep(POLL)
         result = self.describe(name)
         if purge:
             self.purge(name)
@@ -405,12 +423,11 @@ class Supervisor:
         return result
 
     def _stopped(self, state):
-        return state.get("status") in vocabulary.TERMINAL
+        return state.terminal
 
     def _needs_cleanup(self, name):
-        state = self.read_state(name) or {}
-        record = self.record(name)
-        return state.get("run") == record.run and state.get("status") in vocabulary.ACTIVE
+        state = self.read_state(name)
+        return state is not None and state.run == self.record(name).run and state.active
 
     def purge(self, name):
         lock = self._exclusive(name)
@@ -426,32 +443,44 @@ class Supervisor:
             lock.release()
 
     def _send_control(self, name, op, timeout, cause):
-        """Write control.json and signal the live monitor; ``None`` if no monitor lives."""
-        state = self.read_state(name) or {}
-        monitor = state.get("monitor") or {}
-        pid, starttime = monitor.get("pid"), monitor.get("starttime")
-        if not (self.monitor_alive(name) and procfs.alive(pid, starttime)):
-            return None
-        control_id = secrets.token_hex(8)
-        control = {"id": control_id, "op": op, "timeout": timeout, "cause": cause}
-        fsutil.write_json_atomic(self.home.model(name).control, control, keep_previous=False)
-        try:
-            os.kill(pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            return None
-        return control_id
+        """Write control.json and signal the live monitor; the id it must act on (``None``:
+        no monitor lives). A pending stop is kept over a new restart
+        (``protocol.command_to_write``), and the id returned is then the stop's."""
+        model_paths = self.home.model(name)
+        with self._control_lock(name):
+            state = self.read_state(name)
+            if state is None or not self.monitor_alive(name):
+                return None
+            if not self.system.alive(state.monitor_pid, state.monitor_starttime):
+                return None
+            pending = protocol.read_control(model_paths)
+            command = protocol.Control(op, timeout, cause)
+            chosen = protocol.command_to_write(pending, state.control_id, command)
+            if chosen is command:
+                protocol.write_control(model_paths, command)
+            else:
+                log.info("%r: a stop is pending; the %s does not replace it", name, op)
+            try:
+                self.system.kill(state.monitor_pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                return None
+        return chosen.id
+
+    def _control_lock(self, name):
+        with self.lock:
+            return self.control_locks.setdefault(name, threading.Lock())
 
     # -- waiting -----------------------------------------------------------------
 
     def wait_for(self, name, predicate, timeout):
         """Poll the fresh state until ``predicate(state)``; True if it came in time."""
-        deadline = time.monotonic() + timeout
+        deadline = self.system.monotonic() + timeout
         while True:
             record = self.record(name)
             state = self.read_state(name)
-            if state is not None and state.get("run") == record.run and predicate(state):
+            if state is not None and state.run == record.run and predicate(state):
                 return True
-            if self.launcher.failures.get(name) or time.monotonic() >= deadline:
+            if self.launcher.failures.get(name) or self.system.monotonic() >= deadline:
                 return False
             if not self.monitor_alive(name):
                 return False  # no monitor lives to change the state
@@ -463,7 +492,7 @@ class Supervisor:
         record = self.record(name)
         if timeout is None:
             timeout = min(3600.0, record.spec["health"]["start_period"] + 30.0)
-        deadline = time.monotonic() + timeout
+        deadline = self.system.monotonic() + timeout
         while True:
             current = self.describe(name)
             if current["ready"]:
@@ -475,7 +504,7 @@ class Supervisor:
                 vocabulary.STOPPED,
             ):
                 raise status.deployment_error(current)
-            if time.monotonic() >= deadline:
+            if self.system.monotonic() >= deadline:
                 raise errors.WaitTimeoutError(
                     "model %r is still %s after %gs" % (name, current["status"], timeout),
                     name=name,
@@ -488,11 +517,7 @@ class Supervisor:
     def events(self, name=None, limit=100, since=None):
         """The newest ``limit`` state changes of one model (or all), oldest first."""
         names = [name] if name else self.names()
-        found = []
-        for each in names:
-            found.extend(events.read(self.home.model(each).events, since))
-        found.sort(key=lambda event: event.get("at") or "")
-        return found[-limit:]
+        return events.newest([self.home.model(each).events for each in names], limit, since)
 
     def wait_started(self, name):
         """Until the new monitor has written its first state (or could not start)."""
@@ -502,6 +527,7 @@ class Supervisor:
 
     def _spawn_monitor(self, name, recover):
         """Start the monitor of ``name`` (supervisor thread only): a Future of its start."""
+        self.watched.add(name)  # ours: no "adopted" line when reconcile next sees it alive
         return self.launcher.spawn(name, self.record(name).run, recover)
 
     def _reconcile(self):
@@ -519,18 +545,34 @@ class Supervisor:
 
     def _reconcile_one(self, name):
         record = self.record(name)
-        busy = name in self.launcher.launching or self.launcher.failures.get(name)
-        if busy or self.monitor_alive(name):
+        launching = name in self.launcher.launching
+        failure = self.launcher.failures.get(name)
+        alive = not launching and not failure and self.monitor_alive(name)
+        # The state file matters only for a model with no monitor: skip the read otherwise.
+        state = None if launching or failure or alive else self.read_state(name)
+        recoveries = self.launcher.recent_recoveries(name)
+        action = reconcile.decide(record, state, alive, launching, failure, recoveries)
+        self._perform(name, record, action)
+
+    def _perform(self, name, record, action):
+        """Carry out a reconcile ``action`` for ``name`` (supervisor thread only)."""
+        if action.kind == reconcile.ADOPT:
+            if name not in self.watched:
+                self.watched.add(name)
+                state = self.read_state(name)
+                pid = state.monitor_pid if state is not None else None
+                log.info("adopted the monitor of %r (pid %s, run %d)", name, pid, record.run)
             return
-        state = self.read_state(name)
-        fresh = state is not None and state.get("run") == record.run
-        if fresh and state.get("status") in vocabulary.ACTIVE:
-            if not self.launcher.crash_looping(name):
-                log.warning(
-                    "the monitor of %r is gone (was %s): replacing it", name, state["status"]
-                )
-                self._spawn_monitor(name, recover=True)
-        elif not fresh and record.desired == vocabulary.DESIRED_RUNNING:
+        if action.kind == reconcile.WAIT:
+            return
+        self.watched.discard(name)
+        if action.kind == reconcile.REPLACE:
+            log.warning("the monitor of %r: %s: replacing it", name, action.reason)
+            self.launcher.note_recovery(name)
+            self._spawn_monitor(name, recover=True)
+        elif action.kind == reconcile.START:
             # Persisted but never started (a crash in between), or its monitor died at birth.
-            log.info("starting the monitor of %r (run %d has none)", name, record.run)
+            log.info("starting the monitor of %r (%s)", name, action.reason)
             self._spawn_monitor(name, recover=False)
+        elif action.kind == reconcile.GIVE_UP:
+            self.launcher.give_up(name, action.reason)

@@ -21,7 +21,6 @@ import collections
 import errno
 import os
 import re
-import secrets
 
 from lib.core import fsutil, timefmt
 
@@ -199,7 +198,7 @@ def read_log_id(directory):
             return value
     except FileNotFoundError:
         pass
-    value = secrets.token_hex(8)
+    value = os.urandom(8).hex()  # not secrets: hashlib maps libcrypto into every monitor
     temporary = path + ".tmp.%d" % os.getpid()
     with open(temporary, "w") as handle:
         handle.write(value + "\n")

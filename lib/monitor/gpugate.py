@@ -168,8 +168,8 @@ class GpuGuard:
     """The monitor's GPU companion for one deployment (inert without nvidia-smi or GPUs)."""
 
     def __init__(self, deployment, smi):
-        request = deployment["spec"].get("gpus") or {}
-        self.assignment = deployment.get("gpus") or []
+        request = deployment.spec.get("gpus") or {}
+        self.assignment = deployment.gpus or []
         self.smi = smi
         self.seen = {}  # pid -> start time of every process the model had in this monitor
         self.gate = None

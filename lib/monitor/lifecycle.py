@@ -19,6 +19,12 @@ Finish = collections.namedtuple("Finish", "")  # terminal: the monitor may exit
 
 Event = collections.namedtuple("Event", "at old new reason exit cause")
 
+RESUME_BEGIN = "begin"  # a fresh run: start the model
+RESUME_RECOVER = "recover"  # the predecessor died while the model was active: policy decides
+RESUME_STOPPED = "stopped"  # nothing to run: record the model as stopped
+# How a new monitor takes over, and the counters it carries over from its predecessor.
+Resume = collections.namedtuple("Resume", "kind restarts retries last_exit")
+
 
 def restart_delay(attempt, initial, cap):
     """Exponential backoff: ``initial * 2**(attempt-1)``, at most ``cap`` seconds."""
@@ -34,6 +40,29 @@ def is_failure(last_exit):
     if last_exit.get("reason") in vocabulary.PROBE_FAILURES:
         return True
     return last_exit.get("code") != 0 or last_exit.get("signal") is not None
+
+
+def decide_resume(previous, deploy_id, recover, wanted):
+    """How a new monitor takes over from ``previous`` (a ``protocol.MonitorState`` or ``None``).
+
+    ``recover``: it replaces a monitor that died (the daemon said so);
+    ``wanted``: the deployment's desired state is running. Counters carry over
+    only from the same deployment: ``restarts`` always, ``retries`` (the backoff
+    position) only when recovering; a fresh run starts its backoff afresh. The
+    last exit (its time in microseconds in the file) comes back in seconds.
+    """
+    same = previous is not None and previous.deploy_id == deploy_id
+    restarts = previous.restarts if same else 0
+    retries = previous.retries if same and recover else 0
+    last_exit = dict(previous.last_exit) if same and previous.last_exit else None
+    if last_exit is not None:
+        last_exit["at"] = (last_exit.get("at") or 0) / 1_000_000
+    if recover:
+        was_active = previous is None or previous.status in vocabulary.ACTIVE
+        kind = RESUME_RECOVER if was_active and wanted else RESUME_STOPPED
+    else:
+        kind = RESUME_BEGIN if wanted else RESUME_STOPPED  # stopped before it started
+    return Resume(kind, restarts, retries, last_exit)
 
 
 class Lifecycle:
@@ -90,6 +119,17 @@ class Lifecycle:
         return events
 
     # -- events ------------------------------------------------------------
+
+    @classmethod
+    def resuming(cls, spec, decision):
+        """A lifecycle carrying the counters of ``decision`` (a ``Resume``)."""
+        return cls(spec, decision.restarts, decision.retries, decision.last_exit)
+
+    def resume(self, decision, now, cause=None):
+        """The first actions of a new monitor, as ``decide_resume`` said."""
+        if decision.kind == RESUME_BEGIN:
+            return self.begin(now, cause)
+        return self.recovered(now, decision.kind == RESUME_RECOVER, cause)
 
     def begin(self, now, cause=None):
         """Start the model for the first time in this monitor."""

@@ -6,7 +6,8 @@ request. The daemon can die and come back; the monitor and its model carry on.
 
 How it keeps its promises:
 
-- One monitor per model: it holds an ``flock`` on ``monitor.lock`` for life.
+- One monitor per model: it holds an ``flock`` on ``monitor.lock`` for life
+  (the lock semantics, the files and the exit codes are ``lib.core.protocol``).
 - No orphans: it is a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every
   descendant, even one that called ``setsid``, stays in its process subtree and
   is found by walking ``/proc/<pid>/task/*/children``. The model gets the stop
@@ -18,23 +19,24 @@ How it keeps its promises:
   signal safe, and makes the monitor the only reaper (``waitpid(-1)``) of its
   subtree, so no exit status is ever lost.
 - It writes ``state.json`` atomically on every change, and appends events.
+- Every OS call (spawn, signal, reap, lock, clock) goes through ``self.system``
+  (``lib.core.system``), so tests drive it with a recording fake.
 
 It imports neither bottle nor cheroot.
 """
 
-import argparse
-import logging
 import os
 import selectors
 import signal
 import subprocess
 import sys
-import time
 
-from lib.core import events, fsutil, nvidia, paths, procfs, redact, timefmt, vocabulary
+from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
+from lib.core.system import System, child_setup
 from lib.logs import store
 from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree
+from lib.monitor import diagnostics as log
 
 SCAN_INTERVAL = 2.0
 # The state file is rewritten at least this often, changed or not: a heartbeat
@@ -42,32 +44,50 @@ SCAN_INTERVAL = 2.0
 STATE_REFRESH = 5.0
 PUBLISH_RETRY = 1.0
 STOP_POLL = 0.05
-LOCK_WAIT = 3.0
-EXIT_LOCKED = 75
-READY, LOCKED = b"R", b"L"
-
-log = logging.getLogger("modeld.monitor")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="modeld monitor", description="(internal)")
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--run", type=int, required=True)
-    parser.add_argument("--recover", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s monitor[%(process)d] %(message)s",
-    )
-    home = paths.Home(args.home)
+    """``modeld monitor --home H --name N --run R [--recover]`` (started by the launcher)."""
+    try:
+        home, name, run, recover = parse_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        sys.stderr.write("modeld monitor: %s\n" % error)
+        return protocol.EXIT_USAGE
+    return launch(home, name, run, recover)
+
+
+def parse_args(argv):
+    """(home, name, run, recover) from the launcher's argv; ValueError if it is not that.
+
+    Not argparse: the argv is written by ``launcher.monitor_command`` only, and
+    argparse (with gettext) would be imported by every monitor.
+    """
+    values, recover, rest = {}, False, list(argv)
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--recover":
+            recover = True
+        elif flag in ("--home", "--name", "--run") and rest and flag not in values:
+            values[flag] = rest.pop(0)
+        else:
+            raise ValueError("unexpected argument %r" % flag)
+    missing = [flag for flag in ("--home", "--name", "--run") if flag not in values]
+    if missing:
+        raise ValueError("missing %s" % ", ".join(missing))
+    if not values["--run"].isdigit():
+        raise ValueError("--run takes a number, not %r" % values["--run"])
+    return values["--home"], values["--name"], int(values["--run"]), recover
+
+
+def launch(home_root, name, run, recover):
+    """Detach, then run the monitor of ``name``; the exit status of whichever process returns."""
+    home = paths.Home(home_root)
     ready_fd = detach()
-    return Monitor(home.model(args.name), args.name, args.run, args.recover, ready_fd).run()
+    return Monitor(home.model(name), name, run, recover, ready_fd).run()
 
 
 def detach():
-    """Fork; the parent exits once the monitor holds its lock (0), found it taken (75), or died (1).
+    """Fork; the parent exits as ``protocol.launcher_exit_code`` says: 0, 75 or 1.
 
     So the daemon's own child is short-lived and the monitor is never the
     daemon's child: no zombies to reap, and a daemon restart changes nothing.
@@ -76,21 +96,29 @@ def detach():
     if os.fork() > 0:
         os.close(writer)
         answer = os.read(reader, 1)
-        os._exit({READY: 0, LOCKED: EXIT_LOCKED}.get(answer, 1))
+        os._exit(protocol.launcher_exit_code(answer))
     os.close(reader)
     return writer
 
 
 class Monitor:
-    def __init__(self, model_paths, name, run, recover, ready_fd=None, clock=time.time):
+    """The monitor of one model for one run: lives from ``run()`` until the model is terminal.
+
+    It holds the model's lock, resumes from its predecessor's state (stopping
+    what that one left behind), then loops: reap, capture output, probe, act on
+    control commands and timers, publish state. ``system`` is the OS seam.
+    """
+
+    def __init__(self, model_paths, name, run, recover, ready_fd=None, system=None):
         self.paths = model_paths
         self.ready_fd = ready_fd
         self.name = name
         self.run_number = run
         self.recover = recover
-        self.clock = clock
+        self.system = system or System()
+        self.clock = self.system.time
         self.selector = selectors.DefaultSelector()
-        self.lock = fsutil.FileLock(model_paths.lock)
+        self.lock = None
         self.popen = None
         self.pid_starttime = None
         self.killing = False
@@ -99,81 +127,76 @@ class Monitor:
         self.next_publish = 0.0
         self.dirty = False
         self.last_control = None
-        self.boot_id = procfs.boot_id()
-        self.own_starttime = procfs.start_time(os.getpid())
+        self.boot_id = self.system.boot_id()
+        self.own_starttime = self.system.start_time(self.system.getpid())
 
     # -- start-up ------------------------------------------------------------
 
     def run(self):
         # Handlers first: a SIGUSR1 from the daemon must never find the default (fatal) action.
         self._install_signals()
-        if not self._take_lock():
+        self.lock = protocol.hold_monitor_lock(self.system, self.paths)
+        if self.lock is None:
             log.error("another monitor holds %s; exiting", self.paths.lock)
-            self._tell_parent(LOCKED)
-            return EXIT_LOCKED
-        deployment = fsutil.read_json(self.paths.deployment, warn=log.warning)
-        if deployment is None or deployment.get("run") != self.run_number:
+            self._tell_parent(protocol.LOCKED)
+            return protocol.EXIT_LOCKED
+        actions = self.start_up()
+        if actions is None:
+            return protocol.EXIT_FAILED
+        try:
+            return self._loop(actions)
+        finally:
+            self.writer.close()
+
+    def start_up(self):
+        """Read the deployment, resume from the predecessor: the first actions (``None``: quit).
+
+        Runs with the lock held; tells the launcher "ready" before it stops
+        leftovers, which can take a stop timeout.
+        """
+        deployment = self._read_deployment()
+        if deployment is None or deployment.run != self.run_number:
             log.error("deployment.json is gone or names another run; exiting")
-            return 1
+            return None
         self.deployment = deployment
-        self.spec = deployment["spec"]
-        self.port = deployment.get("port")
+        self.spec = deployment.spec
+        self.port = deployment.port
         self.gpu = gpugate.GpuGuard(
             deployment, nvidia.NvidiaSmi(os.environ.get(nvidia.MONITOR_ENV))
         )
-        previous = fsutil.read_json(self.paths.state, warn=log.warning)
-        proctree.become_subreaper()
+        previous = protocol.read_state(self.paths, warn=log.warning, on_fallback=log.warning)
+        failed = self.system.become_subreaper()
+        if failed:
+            log.warning("cannot become a child subreaper: errno %d", failed)
         self.writer = store.LogWriter(
             self.paths.logs,
             self.spec["logs"]["max_bytes"],
             self.spec["logs"]["backups"],
             warn=log.warning,
         )
-        self.life = self._new_lifecycle(previous)
+        decision = lifecycle.decide_resume(previous, deployment.id, self.recover, deployment.wanted)
+        self.life = lifecycle.Lifecycle.resuming(self.spec, decision)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
         on_line = self.prober.saw_line if self.prober.pattern is not None else None
         self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line)
-        self.last_control = (previous or {}).get("control_id")
-        self._tell_parent(READY)
+        self.last_control = previous.control_id if previous else None
+        self._tell_parent(protocol.READY)
         self._stop_leftovers(previous)
-        now = self.clock()
-        cause = deployment.get("cause")
-        wanted = deployment.get("desired") == vocabulary.DESIRED_RUNNING
-        if self.recover:
-            was_active = previous is None or previous.get("status") in vocabulary.ACTIVE
-            actions = self.life.recovered(now, was_active and wanted, cause)
-        elif not wanted:
-            actions = self.life.recovered(now, False, cause)  # stopped before it started
-        else:
-            actions = self.life.begin(now, cause)
+        return self.life.resume(decision, self.clock(), deployment.cause)
+
+    def _read_deployment(self):
         try:
-            return self._loop(actions)
-        finally:
-            self.writer.close()
+            data = fsutil.read_json(self.paths.deployment, warn=log.warning)
+        except fsutil.Corrupt as error:
+            log.error("cannot read the deployment: %s", error)
+            return None
+        return protocol.Deployment.decode(data)
 
     def _tell_parent(self, answer):
         if self.ready_fd is not None:
             os.write(self.ready_fd, answer)
             os.close(self.ready_fd)
             self.ready_fd = None
-
-    def _take_lock(self):
-        # The daemon briefly takes a shared lock to ask "is a monitor alive?": retry past it.
-        deadline = time.monotonic() + LOCK_WAIT
-        while not self.lock.acquire():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def _new_lifecycle(self, previous):
-        same = previous is not None and previous.get("deploy_id") == self.deployment["id"]
-        restarts = previous.get("restarts", 0) if same else 0
-        retries = previous.get("retries", 0) if same and self.recover else 0
-        last_exit = dict(previous["last_exit"]) if same and previous.get("last_exit") else None
-        if last_exit is not None:
-            last_exit["at"] = (last_exit.get("at") or 0) / 1_000_000
-        return lifecycle.Lifecycle(self.spec, restarts, retries, last_exit)
 
     def _install_signals(self):
         reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -207,7 +230,7 @@ class Monitor:
         """A bug in one handler must not end the monitor: its model would die with it."""
         try:
             return handler(now)
-        except Exception:
+        except Exception:  # noqa: BLE001 - reported with its traceback, and the loop goes on
             log.exception("monitor step failed; carrying on")
             return None
 
@@ -266,9 +289,9 @@ class Monitor:
         argv = specs.resolve_command(self.spec, self.port, self.gpu.assignment)
         env = specs.model_environment(os.environ, self.spec, self.port, self.gpu.assignment)
         death_signal = specs.stop_signal_number(self.spec)
-        monitor_pid = os.getpid()
+        monitor_pid = self.system.getpid()
         try:
-            self.popen = subprocess.Popen(
+            self.popen = self.system.spawn(
                 argv,
                 cwd=self.spec["cwd"],
                 env=env,
@@ -277,7 +300,7 @@ class Monitor:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=lambda: proctree.child_setup(death_signal, monitor_pid),
+                preexec_fn=lambda: child_setup(death_signal, monitor_pid),
             )
         except (OSError, subprocess.SubprocessError) as error:
             reason = forensics.classify_spawn_error(error, self.spec["cwd"])
@@ -288,7 +311,7 @@ class Monitor:
             self._perform(actions)
             return
         self.capture.attach(self.popen)
-        self.pid_starttime = procfs.start_time(self.popen.pid)
+        self.pid_starttime = self.system.start_time(self.popen.pid)
         self.life.spawned(self.popen.pid, now)
         self.prober.start(now)
         shown = " ".join(redact.redact_argv(argv))
@@ -300,7 +323,7 @@ class Monitor:
         actions = []
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = self.system.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return actions
             if pid == 0:
@@ -338,21 +361,21 @@ class Monitor:
             self.life.last_exit["last_lines"] = list(self.capture.last_lines)
 
     def _processes_left(self):
-        return bool(proctree.descendants())
+        return bool(proctree.descendants(self.system))
 
     def _signal_groups(self, number):
         """The stop signal to every process group of the model's tree."""
-        count = proctree.signal_groups(number)
+        count = proctree.signal_groups(self.system, number)
         self._note("info", "sent %s to %d process group(s)" % (proctree.signal_name(number), count))
 
     def _kill_all(self):
-        if proctree.kill_all():
+        if proctree.kill_all(self.system):
             self.killing = False
 
     def _scan_processes(self, now):
         """Record the tree's (pid, start time) pairs, so a successor can clean up after us."""
         self.next_scan = now + SCAN_INTERVAL
-        current = sorted([stat.pid, stat.starttime] for stat in proctree.descendants())
+        current = sorted([stat.pid, stat.starttime] for stat in proctree.descendants(self.system))
         self.gpu.observe(current)
         if current != self.recorded_processes:
             self.recorded_processes = current
@@ -360,13 +383,13 @@ class Monitor:
 
     def _stop_leftovers(self, previous):
         """Stop what a dead predecessor left running (matched by pid AND start time)."""
-        candidates = proctree.recorded(previous)
-        alive = [pid for pid, start in candidates if procfs.alive(pid, start)]
+        candidates = proctree.recorded(previous, self.system)
+        alive = [pid for pid, start in candidates if self.system.alive(pid, start)]
         if not alive:
             return
         self._note("warning", "stopping %d process(es) left by a previous monitor" % len(alive))
         number = specs.stop_signal_number(self.spec)
-        proctree.stop_processes(candidates, number, self.spec["stop"]["timeout"])
+        proctree.stop_processes(self.system, candidates, number, self.spec["stop"]["timeout"])
 
     def _note(self, level, message):
         """A line of modeld's own in the model's log (stream ``modeld``)."""
@@ -387,12 +410,12 @@ class Monitor:
                 self._read_control(now)
 
     def _read_control(self, now):
-        control = fsutil.read_json_quietly(self.paths.control)
-        if not control or control.get("id") == self.last_control:
+        """Act on a command in control.json that this monitor has not acted on yet."""
+        control = protocol.read_control(self.paths)
+        if control is None or control.id == self.last_control:
             return
-        self.last_control = control.get("id")
-        restart = control.get("op") == "restart"
-        actions = self.life.request_stop(control.get("timeout"), now, control.get("cause"), restart)
+        self.last_control = control.id
+        actions = self.life.request_stop(control.timeout, now, control.cause, control.restart)
         self.dirty = True
         self._perform(actions)
 
@@ -443,45 +466,47 @@ class Monitor:
                 events.level(event),
                 "status %s -> %s: %s" % (event.old or "new", event.new, event.reason),
             )
-        events.append(self.paths.events, self.name, changes, released)
+        events.append(self.paths.events, self.name, changes, released, warn=log.error)
         self._publish(durable=True)
         self.dirty = False
 
     def _publish(self, durable):
-        life = self.life
-        state = {
-            "schema": 1,
-            "name": self.name,
-            "deploy_id": self.deployment["id"],
-            "run": self.run_number,
-            "monitor": {"pid": os.getpid(), "starttime": self.own_starttime},
-            "boot_id": self.boot_id,
-            "status": life.status,
-            "health": life.health,
-            "ready": life.ready,
-            "reason": life.reason,
-            "pid": life.pid,
-            "pid_starttime": self.pid_starttime if life.pid else None,
-            "port": self.port,
-            "started_at": _us(life.started_at),
-            "restarts": life.restarts,
-            "retries": life.retries,
-            "next_start_at": _us(life.next_start_at),
-            "last_exit": _exit_for_state(life.last_exit),
-            "processes": self.recorded_processes,
-            "waiting_for": self.gpu.waiting_for,
-            "control_id": self.last_control,
-            "log_id": self.writer.log_id,
-            "updated_at": timefmt.now_us(),
-        }
         try:
-            fsutil.write_json_atomic(self.paths.state, state, durable=durable)
+            protocol.write_state(self.paths, self._state(), durable=durable)
         except OSError as error:
             # A full disk must not take the model down with it: retry shortly.
             log.error("cannot write %s: %s", self.paths.state, error)
             self.next_publish = self.clock() + PUBLISH_RETRY
             return
         self.next_publish = self.clock() + STATE_REFRESH
+
+    def _state(self):
+        life = self.life
+        return protocol.MonitorState(
+            name=self.name,
+            deploy_id=self.deployment.id,
+            run=self.run_number,
+            monitor_pid=self.system.getpid(),
+            monitor_starttime=self.own_starttime,
+            boot_id=self.boot_id,
+            status=life.status,
+            health=life.health,
+            ready=life.ready,
+            reason=life.reason,
+            pid=life.pid,
+            pid_starttime=self.pid_starttime if life.pid else None,
+            port=self.port,
+            started_at=_us(life.started_at),
+            restarts=life.restarts,
+            retries=life.retries,
+            next_start_at=_us(life.next_start_at),
+            last_exit=_exit_for_state(life.last_exit),
+            processes=self.recorded_processes,
+            waiting_for=self.gpu.waiting_for,
+            control_id=self.last_control,
+            log_id=self.writer.log_id,
+            updated_at=timefmt.now_us(),
+        )
 
 
 def _us(seconds):
