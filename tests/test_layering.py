@@ -48,7 +48,7 @@ ORDER = {
     ],
     "logs": ["levels", "store", "reader", "query"],
     "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
-    "api": ["ratelimit", "openapi", "middleware", "app", "server"],
+    "api": ["ratelimit", "openapi", "middleware", "connguard", "app", "server"],
     "daemon": [
         "registry",
         "preflight",
