@@ -176,6 +176,19 @@ def test_a_head_in_many_pieces_within_the_deadline_is_served(supervisor, sockets
         assert read_response(connection)[0] == 200
 
 
+def test_connection_close_is_answered_then_closed_at_once(supervisor, sockets):
+    with serving(supervisor) as (_, port):
+        connection = sockets.connect(port, timeout=3)
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while True:
+            data = connection.recv(4096)  # EOF must come now, not after a timeout
+            if not data:
+                break
+            answer += data
+        assert answer.startswith(b"HTTP/1.1 200")
+
+
 # -- 10: connection caps, the descriptor limit, EMFILE ---------------------------------
 
 

@@ -121,7 +121,13 @@ def _unread_input(sock):
     if isinstance(sock, ssl.SSLSocket):
         return False  # no peeking under TLS: close as cheroot would
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        # Non-blocking for the peek: with a timeout set, Python would first wait that long.
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return bool(sock.recv(1, socket.MSG_PEEK))
+        finally:
+            sock.settimeout(timeout)
     except OSError:  # nothing waiting (EAGAIN), or the socket is already gone
         return False
 
