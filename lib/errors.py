@@ -116,6 +116,13 @@ class GpuInUseError(ConflictError):
     code = "gpu_in_use"
 
 
+class RequestTimeoutError(ModeldError):
+    """The request head (or body) did not arrive in time; the connection is closed."""
+
+    code = "request_timeout"
+    status = 408
+
+
 class PayloadTooLargeError(ModeldError):
     code = "payload_too_large"
     status = 413
@@ -178,6 +185,30 @@ class TooManyFollowersError(UnavailableError):
             limit=limit,
         )
         self.headers = {"Retry-After": "5"}
+
+
+class TooManyWaitersError(UnavailableError):
+    """Too many ``?wait=true`` deploys and starts, or restarts, hold a worker thread already."""
+
+    code = "too_many_waiters"
+
+    def __init__(self, limit):
+        super().__init__(
+            "too many requests waiting for a model (limit %d): retry later, or leave out"
+            " wait=true and poll GET /models/{name}" % limit,
+            limit=limit,
+        )
+        self.headers = {"Retry-After": "5"}
+
+
+class TooManyConnectionsError(UnavailableError):
+    """A connection over the daemon's caps (per client or in all); it is closed."""
+
+    code = "too_many_connections"
+
+    def __init__(self):
+        super().__init__("too many open connections: close idle ones, then retry")
+        self.headers = {"Retry-After": "1"}
 
 
 class DaemonUnreachableError(ModeldError):

@@ -62,7 +62,7 @@ ORDER = {
         "loop",
         "zygote",
     ],
-    "api": ["ratelimit", "openapi", "middleware", "app", "server"],
+    "api": ["ratelimit", "openapi", "middleware", "connguard", "app", "server"],
     "daemon": [
         "reconcile",
         "registry",

@@ -8,6 +8,7 @@ included: it gives each an ``X-Request-Id``, refuses oversized URLs and headers
 and clients over their rate, and writes the access log line.
 """
 
+import contextlib
 import hmac
 import json
 import logging
@@ -32,6 +33,8 @@ WAIT_TIMEOUT_MAX = params.WAIT_TIMEOUT_MAX
 # The last line of a JSON follow stream that the daemon's shutdown ended (a stream that
 # ends without it ended because the model stopped or the window's `until` passed).
 SHUTDOWN_END = {"end": "shutdown", "message": "modeld is shutting down"}
+# Requests that hold a worker thread while a model loads or stops (?wait=true, restart).
+MAX_WAITERS = 8
 
 
 class Settings:
@@ -45,8 +48,10 @@ class Settings:
         max_followers=MAX_FOLLOWERS,
         should_stop=None,
         rate_limiter=None,
+        max_waiters=MAX_WAITERS,
     ):
         self.token = token
+        self.max_waiters = max_waiters
         self.version = version
         self.max_body = max_body
         self.max_followers = max_followers
@@ -104,17 +109,26 @@ class JsonPlugin:
 
 
 def _authenticate(settings):
-    if settings.token is None:
-        return
     environ = bottle.request.environ
-    if environ.get("modeld.trusted"):
-        return  # a Unix socket: its file permissions are the access control
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, supplied = header.partition(" ")
+    if has_valid_token(settings, environ):
+        return
+    scheme, _, supplied = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not supplied:
         raise errors.UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
-    if not hmac.compare_digest(supplied.strip().encode(), settings.token.encode()):
-        raise errors.UnauthorizedError("invalid token")
+    raise errors.UnauthorizedError("invalid token")
+
+
+def has_valid_token(settings, environ):
+    """Whether the request may act: a valid bearer token, a Unix socket, or no auth at all.
+
+    Compared in constant time on every request; nothing about a supplied token is kept.
+    """
+    if settings.token is None or environ.get("modeld.trusted"):
+        return True  # no auth, or a Unix socket: its file permissions are the access control
+    scheme, _, supplied = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not supplied:
+        return False
+    return hmac.compare_digest(supplied.strip().encode(), settings.token.encode())
 
 
 def _default_error(http_error):
@@ -160,15 +174,27 @@ def query_params(allowed):
 
 
 def read_json(max_body):
-    """The request body parsed as JSON, whatever the content type says."""
+    """The request body parsed as JSON, whatever the content type says.
+
+    Read from the server's input directly (cheroot has already undone a chunked encoding;
+    bottle would try again), never more than ``max_body + 1`` bytes.
+    """
     length = bottle.request.content_length
     if length > max_body:
         raise errors.PayloadTooLargeError(
             "the request body is %d bytes; the limit is %d" % (length, max_body), limit=max_body
         )
-    raw = bottle.request.body.read(max_body + 1)
+    stream = bottle.request.environ["wsgi.input"]
+    try:
+        raw = stream.read(length if length >= 0 else max_body + 1)
+    except OSError:  # the body's deadline passed (a client sending it slowly)
+        raise errors.RequestTimeoutError("the request body did not arrive in time") from None
+    except ValueError as error:  # a malformed chunked encoding
+        raise errors.BadRequestError("the request body is malformed: %s" % error) from None
     if len(raw) > max_body:
-        raise errors.PayloadTooLargeError("the request body is over %d bytes" % max_body)
+        raise errors.PayloadTooLargeError(
+            "the request body is over %d bytes" % max_body, limit=max_body
+        )
     if not raw.strip():
         raise errors.BadRequestError("the request body is empty: send the model spec as JSON")
     try:
@@ -185,7 +211,7 @@ def cause():
     environ = bottle.request.environ
     return {
         "method": environ.get("REQUEST_METHOD"),
-        "path": environ.get("PATH_INFO"),
+        "path": middleware.request_path(environ),
         "client": environ.get("REMOTE_ADDR") or "unix",
         "request_id": environ.get("modeld.request_id"),
     }
@@ -200,7 +226,8 @@ def make_app(supervisor, settings):
     app.uninstall(True)  # bottle's own JSON and template plugins: JsonPlugin does the work
     app.default_error_handler = _default_error
     app.install(JsonPlugin(settings))
-    followers = _FollowerCount(settings.max_followers)
+    followers = _Slots(settings.max_followers, errors.TooManyFollowersError)
+    waiters = _Slots(settings.max_waiters, errors.TooManyWaitersError)
 
     @app.get("/health", auth=False)
     def health():
@@ -237,9 +264,10 @@ def make_app(supervisor, settings):
         body = read_json(settings.max_body)
         if dry_run:
             return supervisor.dry_run(body)
-        result = supervisor.deploy(body, cause())
-        if wait:
-            result = supervisor.wait_ready(result["name"], timeout)
+        with waiters.held(wait):  # refused before anything is deployed
+            result = supervisor.deploy(body, cause())
+            if wait:
+                result = supervisor.wait_ready(result["name"], timeout)
         bottle.response.status = 201
         bottle.response.set_header("Location", "/models/%s" % result["name"])
         return result
@@ -275,16 +303,19 @@ def make_app(supervisor, settings):
         query = query_params(("wait", "timeout"))
         wait = params.boolean(query, "wait")  # a bad parameter is refused before the start
         timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
-        result = supervisor.start_model(model_name(name), cause())
-        if wait:
-            result = supervisor.wait_ready(name, timeout)
+        with waiters.held(wait):
+            result = supervisor.start_model(model_name(name), cause())
+            if wait:
+                result = supervisor.wait_ready(name, timeout)
         return result
 
     @app.post("/models/<name>/restart")
     def restart_model(name):
         query = query_params(("timeout",))
         timeout = params.seconds(query, "timeout", params.STOP_TIMEOUT_MAX)
-        return supervisor.restart_model(model_name(name), timeout, cause())
+        name = model_name(name)
+        with waiters.held(True):  # a restart waits for the old process to stop
+            return supervisor.restart_model(name, timeout, cause())
 
     @app.get("/models/<name>/logs")
     def model_logs(name):
@@ -314,7 +345,12 @@ def make_app(supervisor, settings):
         query = query_params(("limit", "since"))
         return {"events": supervisor.events(None, **_event_filters(query))}
 
-    return middleware.RequestContext(app, settings.rate_limiter)
+    return middleware.RequestContext(
+        app,
+        settings.rate_limiter,
+        max_body=settings.max_body,
+        authenticated=lambda environ: has_valid_token(settings, environ),
+    )
 
 
 def _event_filters(query):
@@ -330,6 +366,7 @@ def _page_response(reader, query, page):
     if query.format == "text":
         bottle.response.content_type = "text/plain; charset=utf-8"
         bottle.response.set_header("X-Next-Cursor", next_cursor)
+        bottle.response.set_header("X-Has-More", "true" if page.has_more else "false")
         return "".join(logquery.entry_text(entry) + "\n" for entry in page.entries)
     body = {
         "entries": [logquery.entry_dict(entry) for entry in page.entries],
@@ -341,21 +378,35 @@ def _page_response(reader, query, page):
     return body
 
 
-class _FollowerCount:
-    def __init__(self, limit):
+class _Slots:
+    """A cap on requests that hold a worker thread for long (log followers, waiters)."""
+
+    def __init__(self, limit, refusal):
         self.limit = limit
+        self.refusal = refusal
         self.count = 0
         self.lock = threading.Lock()
 
     def enter(self):
         with self.lock:
             if self.count >= self.limit:
-                raise errors.TooManyFollowersError(self.limit)
+                raise self.refusal(self.limit)
             self.count += 1
 
     def leave(self):
         with self.lock:
             self.count -= 1
+
+    @contextlib.contextmanager
+    def held(self, needed=True):
+        if not needed:
+            yield
+            return
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
 
 
 def _follow(supervisor, settings, followers, name, reader, query):

@@ -30,9 +30,12 @@ class RequestContext:
     floods), and writes the access log line.
     """
 
-    def __init__(self, app, rate_limiter=None):
+    def __init__(self, app, rate_limiter=None, max_body=None, authenticated=None):
         self.app = app
         self.rate_limiter = rate_limiter
+        self.max_body = max_body
+        # Whether a request carries a valid token: anonymous requests have their own buckets.
+        self.authenticated = authenticated or (lambda environ: True)
 
     def __call__(self, environ, start_response):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
@@ -44,6 +47,9 @@ class RequestContext:
         def start(status, headers, exc_info=None):
             seen["status"] = status.split(" ", 1)[0]
             headers.append(("X-Request-Id", request_id))
+            if _must_close(environ, seen["status"]):
+                # What is left of the body must not be read as the next request.
+                headers.append(("Connection", "close"))
             return start_response(status, headers, exc_info)
 
         try:
@@ -65,7 +71,56 @@ class RequestContext:
                 "the headers are larger than %d bytes" % MAX_HEADERS, limit=MAX_HEADERS
             )
         if self.rate_limiter is not None:
-            self.rate_limiter.check(environ)
+            self.rate_limiter.check(environ, self.authenticated(environ))
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if self.max_body is not None and length.isdigit() and int(length) > self.max_body:
+            raise errors.PayloadTooLargeError(
+                "the request body is %s bytes; the limit is %d" % (length, self.max_body),
+                limit=self.max_body,
+            )
+
+
+def _must_close(environ, status):
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return chunked or status == "413"
+
+
+def printable(text):
+    """``text`` with every character that is not printable escaped (``\\n``, ``\\x1b``...).
+
+    Backslashes are doubled, so an escape in the log always means the character.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape(char) for char in text)
+
+
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char):
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return (
+        "\\x%02x" % code
+        if code < 0x100
+        else "\\u%04x" % code
+        if code < 0x10000
+        else "\\U%08x" % code
+    )
+
+
+def request_path(environ):
+    """The path as the client meant it (UTF-8 where it decodes), safe to log."""
+    raw = environ.get("PATH_INFO", "")
+    try:
+        raw = raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # not UTF-8: keep the bytes as latin-1 characters, escaped below
+    return printable(raw)
 
 
 def _refusal(error, start):
@@ -76,7 +131,12 @@ def _refusal(error, start):
     return [payload]
 
 
-_REASONS = {414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
+_REASONS = {
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+}
 
 
 class _Finished:
@@ -101,9 +161,9 @@ def _access(environ, seen, started, request_id):
     client = environ.get("REMOTE_ADDR") or "unix"
     access_log.info(
         "%s %s %s %s %.1fms %s",
-        client,
-        environ.get("REQUEST_METHOD"),
-        environ.get("PATH_INFO"),
+        printable(client),
+        printable(environ.get("REQUEST_METHOD", "")),
+        request_path(environ),
         seen.get("status", "-"),
         (time.monotonic() - started) * 1000,
         request_id,

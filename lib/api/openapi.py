@@ -14,16 +14,17 @@ _ERROR_STATUSES = {
     404: "No such model, or no such route",
     405: "Method not allowed on this path",
     409: "Conflict: the model is already running, busy, or its port is in use",
-    413: "Request body too large",
+    408: "The request head did not arrive within the head timeout (or the body in 60 s)",
+    413: "Request body too large (a declared length, or a chunked body past the limit)",
     414: "URL too long",
     422: "The model exited or failed before it was ready (wait=true)",
     429: "Rate limited; see Retry-After",
-    431: "Request headers too large",
+    431: "Request headers too large (16 KiB; a whole request head over 64 KiB)",
     500: "Internal error; details.request_id finds it in the daemon log",
-    503: "Shutting down, or too many log followers; see Retry-After",
+    503: "Shutting down, or too many log followers, waiters or connections; see Retry-After",
     504: "wait=true timed out while the model was still starting",
 }
-_COMMON = (401, 405, 414, 429, 431, 500)
+_COMMON = (401, 405, 408, 413, 414, 429, 431, 500, 503)
 
 
 def _ref(name):

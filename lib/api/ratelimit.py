@@ -4,6 +4,11 @@ The default (50 requests a second, bursts of 200) never bothers a person or a
 script that polls every second, and throttles a burst of 1,000 requests in
 two seconds. ``--rate-limit RATE[/BURST]`` changes it; ``--rate-limit off``
 disables it (for benchmarks).
+
+Requests without a valid token are charged to buckets of their own (one per
+client address, apart from that address's authenticated bucket): a flood of
+404s or token guesses from loopback throttles only itself, never the operator's
+``modelctl`` on the same host.
 """
 
 import threading
@@ -51,8 +56,9 @@ class RateLimiter:
         self.buckets = {}
         self.lock = threading.Lock()
 
-    def check(self, environ):
-        key = environ.get("REMOTE_ADDR") or "unix"
+    def check(self, environ, authenticated=True):
+        client = environ.get("REMOTE_ADDR") or "unix"
+        key = (client, authenticated)
         now = self.clock()
         with self.lock:
             tokens, last = self.buckets.get(key, (self.burst, now))
@@ -61,7 +67,9 @@ class RateLimiter:
                 self.buckets[key] = (tokens, now)
                 wait = (1 - tokens) / self.rate
                 raise RateLimitedError(
-                    "too many requests from %s: retry in %.1fs" % (key, wait), retry_after=wait
+                    "too many requests from %s%s: retry in %.1fs"
+                    % (client, "" if authenticated else " without a valid token", wait),
+                    retry_after=wait,
                 )
             self.buckets[key] = (tokens - 1, now)
             if len(self.buckets) > MAX_CLIENTS:

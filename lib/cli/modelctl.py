@@ -436,8 +436,10 @@ def cmd_logs(client, args, out):
         page = client.logs(args.name, **params)
         for entry in page["entries"]:
             _print_entry(out, entry, args.json)
-        if not page["has_more"] or tail is not None:
+        if not page["has_more"]:
             return EXIT_OK
+        # A page ends at 10,000 entries or a few MiB: go on from its cursor (a tail included).
+        params.pop("tail", None)
         params["cursor"] = page["next_cursor"]
 
 

@@ -49,6 +49,26 @@ def build_parser():
     )
     serving.add_argument("--threads", type=int, help="HTTP worker threads (default 32)")
     serving.add_argument(
+        "--head-timeout",
+        type=float,
+        help="seconds a client has to send a whole request head (default 10)",
+    )
+    serving.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections in all (default 4096, less under a low open files limit)",
+    )
+    serving.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        help="open connections from one address (default 256)",
+    )
+    serving.add_argument(
+        "--max-waiters",
+        type=int,
+        help="concurrent ?wait=true deploys/starts and restarts (default 8)",
+    )
+    serving.add_argument(
         "--log-max-bytes", type=int, help="default size of a model's log file before rotation"
     )
     serving.add_argument(
@@ -104,6 +124,10 @@ def _config(args):
         log_max_bytes=args.log_max_bytes,
         log_backups=args.log_backups,
         nvidia_smi=args.nvidia_smi,
+        head_timeout=args.head_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        max_waiters=args.max_waiters,
     )
     daemon_config.check()
     return daemon_config

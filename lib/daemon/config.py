@@ -31,6 +31,10 @@ class DaemonConfig:
         log_backups=None,
         max_followers=None,
         nvidia_smi=None,
+        head_timeout=None,
+        max_connections=None,
+        max_connections_per_client=None,
+        max_waiters=None,
     ):
         self.home = os.path.abspath(home or paths.default_home())
         self.host = host
@@ -46,6 +50,11 @@ class DaemonConfig:
         self.log_backups = specs.DEFAULT_LOG_BACKUPS if log_backups is None else log_backups
         self.max_followers = max_followers
         self.nvidia_smi = os.path.abspath(nvidia_smi) if nvidia_smi else None
+        # HTTP connection limits (None: the server's defaults, see lib/api/connguard.py).
+        self.head_timeout = head_timeout
+        self.max_connections = max_connections
+        self.max_connections_per_client = max_connections_per_client
+        self.max_waiters = max_waiters
 
     @property
     def bind(self):
@@ -79,6 +88,15 @@ class DaemonConfig:
             )
         if self.socket and len(self.socket.encode()) > 107:
             raise ConfigError("the socket path is too long for a Unix socket (max 107 bytes)")
+        if self.head_timeout is not None and not 0 < self.head_timeout <= 3600:
+            raise ConfigError("--head-timeout must be above 0 and at most 3600 seconds")
+        for flag, value in (
+            ("--max-connections", self.max_connections),
+            ("--max-connections-per-client", self.max_connections_per_client),
+            ("--max-waiters", self.max_waiters),
+        ):
+            if value is not None and value < 1:
+                raise ConfigError("%s must be at least 1" % flag)
 
 
 def is_loopback(host):

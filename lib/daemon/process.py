@@ -90,6 +90,16 @@ def setup_logging(home, to_stderr):
     return handler
 
 
+def _connection_limits(config):
+    """The server's connection options the operator set (the others keep their defaults)."""
+    limits = {
+        "head_timeout": config.head_timeout,
+        "max_connections": config.max_connections,
+        "max_connections_per_client": config.max_connections_per_client,
+    }
+    return {key: value for key, value in limits.items() if value is not None}
+
+
 def running_daemon(home):
     """``daemon.json`` of the daemon holding this home's lock, or ``None``."""
     if not fsutil.is_locked(home.lock):
@@ -123,7 +133,7 @@ class Daemon:
             self._shutdown()
 
     def _start(self):
-        from lib.api import app, ratelimit, server
+        from lib.api import app, connguard, ratelimit, server
         from lib.daemon import supervisor
 
         home = self.home = prepare_home(self.config.home)
@@ -135,6 +145,7 @@ class Daemon:
                 % (home.root, info.get("pid", "?"), info.get("url", "?"))
             )
         self.log_handler = setup_logging(home, self.to_stderr)
+        connguard.raise_descriptor_limit()  # idle connections must not run the daemon out
         token = None if self.config.no_auth else tokens.ensure_token(home)
         self.supervisor = supervisor.Supervisor(
             home, self.config.log_defaults, nvidia_smi=self.config.nvidia_smi
@@ -146,6 +157,7 @@ class Daemon:
             should_stop=self.stopping.is_set,
             rate_limiter=limiter,
             max_followers=self.config.max_followers or app.MAX_FOLLOWERS,
+            max_waiters=self.config.max_waiters or app.MAX_WAITERS,
         )
         threads = self.config.threads or max(server.DEFAULT_THREADS, 2 * settings.max_followers)
         self.server = server.ApiServer(
@@ -157,6 +169,7 @@ class Daemon:
             socket_mode=0o660 if self.config.socket_group else 0o600,
             socket_group=self.config.socket_group,
             max_body=settings.max_body,
+            **_connection_limits(self.config),
         )
         try:
             self.server.bind()

@@ -11,6 +11,11 @@ window), ``limit`` (page size), ``cursor`` (from ``next_cursor``),
 A cursor is a position (a seq) in one generation of the log, so pages never
 overlap or leave gaps, whatever rotates in between; a purge starts a new
 generation and old cursors are refused.
+
+A page is bounded in bytes as well as in entries: once its messages reach
+``MAX_PAGE_BYTES`` it ends with ``has_more`` and a cursor (at least one entry
+always comes back). ``limit=10000`` of 16 KiB lines was a 164 MB answer, and
+eight at once took the daemon to 4.3 GB.
 """
 
 import base64
@@ -27,6 +32,9 @@ MAX_LIMIT = 10_000
 MAX_TAIL = 1_000_000
 MAX_GREP = 1024
 SCAN_BUDGET_SECONDS = 2.0
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+# What an entry costs in a JSON page beyond its message (seq, ts, stream, level, keys).
+ENTRY_OVERHEAD_BYTES = 96
 PARAMETERS = (
     "since",
     "until",
@@ -222,9 +230,15 @@ def _window_end(reader, query):
 
 
 def _tail_page(reader, query, start):
+    """The oldest entries of the last ``tail`` matches that fit in a page.
+
+    Walking backwards, the newest entries kept are let go as older ones arrive once the
+    page is full (``limit`` entries or ``MAX_PAGE_BYTES``): memory stays bounded by one
+    page, and the rest comes with the cursor.
+    """
     end = _window_end(reader, query)
     matches = matcher(query)
-    found, oldest_first = 0, collections.deque(maxlen=query.limit)
+    found, oldest_first, size, cut = 0, collections.deque(), 0, False
     newest = None
     for entry in reader.backward(end):
         if entry.seq < start:
@@ -234,19 +248,29 @@ def _tail_page(reader, query, start):
         if matches(entry):
             found += 1
             oldest_first.appendleft(entry)
+            size += _cost(entry)
+            while len(oldest_first) > query.limit or (
+                size > MAX_PAGE_BYTES and len(oldest_first) > 1
+            ):
+                size -= _cost(oldest_first.pop())
+                cut = True
             if found >= query.tail:
                 break
     entries = list(oldest_first)
-    if found > query.limit:
+    if cut:
         return Page(entries, entries[-1].seq + 1, True, 0)
     next_seq = end if end is not None else (newest + 1 if newest is not None else start)
     return Page(entries, max(next_seq, start), False, 0)
 
 
+def _cost(entry):
+    return len(entry.msg) + ENTRY_OVERHEAD_BYTES
+
+
 def _forward_page(reader, query, start, clock):
     matches = matcher(query)
     skipped = []
-    entries, next_seq, has_more = [], start, False
+    entries, next_seq, has_more, size = [], start, False, 0
     deadline = clock() + SCAN_BUDGET_SECONDS
     for scanned, entry in enumerate(reader.forward(start, on_skip=skipped.append)):
         if query.until is not None and entry.ts > query.until:
@@ -254,7 +278,8 @@ def _forward_page(reader, query, start, clock):
         next_seq = entry.seq + 1
         if matches(entry):
             entries.append(entry)
-            if len(entries) >= query.limit:
+            size += _cost(entry)
+            if len(entries) >= query.limit or size >= MAX_PAGE_BYTES:
                 has_more = True
                 break
         if scanned % 4096 == 4095 and clock() > deadline:
