@@ -7,8 +7,8 @@ way, and the client and the monitor never loading bottle or cheroot.
       |
     lib.api    lib.monitor   the daemon's HTTP front | the monitor process (siblings: neither
       |          |           imports the other; the daemon reaches monitors through files)
-    lib.logs                 log store: levels, writer, reader, query
-      |
+    lib.logs   lib.export    log store: levels, writer, reader, query | translators to other
+      |          |           engines (pure text; served by the API, used by modelctl)
     lib.core                 vocabulary, spec, protocol, paths, files, time, /proc
       |
     lib.errors, lib.__version__
@@ -28,9 +28,10 @@ ALLOWED = {
     "core": set(),
     "logs": {"core"},
     "monitor": {"core", "logs"},
-    "api": {"core", "logs"},
+    "export": {"core"},
+    "api": {"core", "logs", "export"},
     "daemon": {"core", "logs", "api"},
-    "cli": {"core", "logs", "api", "daemon", "monitor"},
+    "cli": {"core", "logs", "api", "daemon", "monitor", "export"},
 }
 # Inside a package, a module may import only those listed before it.
 ORDER = {
@@ -47,6 +48,17 @@ ORDER = {
         "spec",
     ],
     "logs": ["levels", "store", "reader", "query"],
+    "export": [
+        "common",
+        "yamltext",
+        "hcltext",
+        "source",
+        "kubernetes",
+        "nomad",
+        "systemd",
+        "slurm",
+        "targets",
+    ],
     "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
     "api": ["ratelimit", "openapi", "middleware", "app", "server"],
     "daemon": [
