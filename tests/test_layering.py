@@ -71,7 +71,16 @@ ORDER = {
         "config",
         "process",
     ],
-    "cli": ["client", "render", "spec_flags", "modelctl", "modeld", "entry"],
+    "cli": [
+        "client",
+        "render",
+        "spec_flags",
+        "contexts",
+        "exporting",
+        "modelctl",
+        "modeld",
+        "entry",
+    ],
 }
 THIRD_PARTY = {"bottle": {"api.app"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]

@@ -21,6 +21,7 @@ from lib import errors
 from lib.api import middleware, openapi
 from lib.core import params, timefmt, vocabulary
 from lib.core import spec as specs
+from lib.export import targets as export_targets
 from lib.logs import query as logquery
 from lib.logs import reader as logread
 
@@ -290,6 +291,12 @@ def make_app(supervisor, settings):
             return _follow(supervisor, settings, followers, name, reader, log_query)
         page = logquery.run_query(reader, log_query)
         return _page_response(reader, log_query, page)
+
+    @app.get("/models/<name>/export")
+    def export_model(name):
+        query = query_params(export_targets.QUERY_PARAMETERS)
+        record = supervisor.record(model_name(name))
+        return export_targets.export_live(record.spec, record.port, query)
 
     @app.get("/models/<name>/events")
     def model_events(name):
