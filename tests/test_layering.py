@@ -7,8 +7,8 @@ way, and the client and the monitor never loading bottle or cheroot.
       |
     lib.api    lib.monitor   the daemon's HTTP front | the monitor process (siblings: neither
       |          |           imports the other; the daemon reaches monitors through files)
-    lib.logs                 log store: levels, writer, reader, query
-      |
+    lib.logs   lib.export    log store: levels, writer, reader, query | translators to other
+      |          |           engines (pure text; served by the API, used by modelctl)
     lib.core                 vocabulary, spec, protocol, paths, files, time, /proc
       |
     lib.errors, lib.__version__
@@ -28,9 +28,10 @@ ALLOWED = {
     "core": set(),
     "logs": {"core"},
     "monitor": {"core", "logs"},
-    "api": {"core", "logs"},
+    "export": {"core"},
+    "api": {"core", "logs", "export"},
     "daemon": {"core", "logs", "api"},
-    "cli": {"core", "logs", "api", "daemon", "monitor"},
+    "cli": {"core", "logs", "api", "daemon", "monitor", "export"},
 }
 # Inside a package, a module may import only those listed before it.
 ORDER = {
@@ -51,6 +52,17 @@ ORDER = {
         "protocol",
     ],
     "logs": ["levels", "store", "reader", "query"],
+    "export": [
+        "common",
+        "yamltext",
+        "hcltext",
+        "source",
+        "kubernetes",
+        "nomad",
+        "systemd",
+        "slurm",
+        "targets",
+    ],
     "monitor": [
         "diagnostics",
         "forensics",
@@ -77,7 +89,16 @@ ORDER = {
         "config",
         "process",
     ],
-    "cli": ["client", "render", "spec_flags", "modelctl", "modeld", "entry"],
+    "cli": [
+        "client",
+        "render",
+        "spec_flags",
+        "contexts",
+        "exporting",
+        "modelctl",
+        "modeld",
+        "entry",
+    ],
 }
 THIRD_PARTY = {"bottle": {"api.app"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]

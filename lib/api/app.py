@@ -22,6 +22,7 @@ from lib import errors
 from lib.api import middleware, openapi
 from lib.core import params, timefmt, vocabulary
 from lib.core import spec as specs
+from lib.export import targets as export_targets
 from lib.logs import query as logquery
 from lib.logs import reader as logread
 
@@ -332,6 +333,12 @@ def make_app(supervisor, settings):
     def list_gpus():
         query_params(())
         return supervisor.gpu_inventory()
+
+    @app.get("/models/<name>/export")
+    def export_model(name):
+        query = query_params(export_targets.QUERY_PARAMETERS)
+        record = supervisor.record(model_name(name))
+        return export_targets.export_live(record.spec, record.port, query)
 
     @app.get("/models/<name>/events")
     def model_events(name):

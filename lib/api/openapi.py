@@ -6,6 +6,7 @@ route cannot exist undocumented. Standard library only.
 
 from lib import errors
 from lib.core import params, spec, vocabulary
+from lib.export import targets as export_targets
 from lib.logs import levels, query
 
 _ERROR_STATUSES = {
@@ -360,6 +361,28 @@ def _schemas():
             "properties": {"events": {"type": "array", "items": _ref("Event")}},
         },
         "Error": error,
+        "Export": {
+            "type": "object",
+            "required": ["target", "files", "unmapped", "notes", "renames", "complete"],
+            "properties": {
+                "target": {"type": "string"},
+                "files": {"type": "object", "additionalProperties": {"type": "string"}},
+                "unmapped": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "value": {},
+                            "why": {"type": "string"},
+                        },
+                    },
+                },
+                "notes": {"type": "array", "items": {"type": "string"}},
+                "renames": {"type": "array", "items": {"type": "object"}},
+                "complete": {"type": "boolean"},
+            },
+        },
     }
 
 
@@ -537,6 +560,29 @@ def paths():
                 "The host's GPUs, the models assigned to each, and who holds their memory",
                 "GpuList",
                 (400,),
+            )
+        },
+        "/models/{name}/export": {
+            "get": _operation(
+                "The model for another engine: files, unmapped fields, notes",
+                "Export",
+                (400, 404),
+                [
+                    _NAME,
+                    _param(
+                        "to",
+                        "the target engine",
+                        {"type": "string", "enum": list(export_targets.TARGETS)},
+                        required=True,
+                    ),
+                    _param("image", "container image (required for kubernetes)"),
+                    _param("k8s_version", "target Kubernetes version, e.g. 1.33 (default 1.32)"),
+                    _param(
+                        "port",
+                        "the port on the target (default: the model's)",
+                        _number(1, 65535, True),
+                    ),
+                ],
             )
         },
         "/models/{name}/events": {

@@ -230,6 +230,10 @@ class Client:
     def gpus(self):
         return self.request("GET", "/gpus")
 
+    def export(self, name, **query):
+        """``GET /models/{name}/export``: ``to``, ``image``, ``k8s_version``, ``port``."""
+        return self.request("GET", "/models/%s/export" % _quote(name), query)
+
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"
         return self.request("GET", path, {"limit": limit, "since": since})["events"]

@@ -9,8 +9,10 @@ Exit statuses (for scripts):
   4  no such model
   5  the model exited, failed or timed out before it was ready (deploy/start --wait)
   6  the daemon did not answer in time (it is running; the request may still complete)
+  7  export: some fields could not be carried over (listed on stderr; --strict: nothing written)
 A wrong daemon address (no such host, not a URL, https against an http daemon, an
-untrusted certificate) is a bad argument: 2.
+untrusted certificate) is a bad argument: 2. ps --contexts/--all-contexts exits 3 when
+any daemon did not answer (the others are shown).
 """
 
 import argparse
@@ -20,8 +22,7 @@ import sys
 import time
 
 from lib import __version__, errors
-from lib.cli import render, spec_flags
-from lib.cli.client import Client
+from lib.cli import contexts, exporting, render, spec_flags
 from lib.core import vocabulary
 
 (
@@ -52,6 +53,9 @@ def build_parser():
         "--cacert", help="CA certificate for an https:// daemon (default: $MODELD_CACERT)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument(
+        "--context", help="a daemon named with `modelctl context add` (default: $MODELD_CONTEXT)"
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -97,6 +101,8 @@ def build_parser():
     ps.add_argument(
         "-a", "--all", action="store_true", help="include stopped, exited and failed models"
     )
+    ps.add_argument("--contexts", metavar="A,B", help="these contexts, one table with HOST")
+    ps.add_argument("--all-contexts", action="store_true", help="every context, one table")
     status = verbs.add_parser(
         "status", parents=[json_flag], help="one model in detail, with recent events"
     )
@@ -147,6 +153,8 @@ def build_parser():
         "gpus", parents=[json_flag], help="the host's GPUs, their models and memory holders"
     )
     verbs.add_parser("version", parents=[json_flag], help="client and daemon versions")
+    exporting.add_parser(verbs, json_flag)
+    contexts.add_parser(verbs, json_flag)
     return parser
 
 
@@ -168,8 +176,9 @@ def main(argv=None, out=None, err=None):
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
     args.command = command
+    args.err = err
     try:
-        client = Client(args.host, args.token, cafile=args.cacert)
+        client = contexts.client_for(args)
         return VERBS[args.verb](client, args, out) or EXIT_OK
     except spec_flags.UsageError as error:
         err.write("modelctl: %s\n" % error)
@@ -295,11 +304,35 @@ def _print_exit(out, model):
 
 
 def cmd_ps(client, args, out):
+    if args.contexts or args.all_contexts:
+        return _ps_across_contexts(args, out)
     models = client.list(None if args.all else sorted(vocabulary.ACTIVE))
     if args.json:
         emit_json(out, {"models": models})
         return EXIT_OK
-    rows = [
+    _print_ps(out, _ps_rows(models), [], args.all)
+    return EXIT_OK
+
+
+def _ps_across_contexts(args, out):
+    """One table over several daemons (HOST = the context); each silent daemon is reported on
+    stderr and makes the status 3, but never hides the others."""
+    wanted = None if args.all else sorted(vocabulary.ACTIVE)
+    answers, failures = contexts.gather(args, contexts.names_for(args), lambda c: c.list(wanted))
+    for name, error in failures:
+        args.err.write("modelctl: context %s: %s\n" % (name, describe_error(error)))
+    if args.json:
+        models = [dict(model, context=name) for name, models in answers for model in models]
+        unreachable = [{"context": name, "error": error.message} for name, error in failures]
+        emit_json(out, {"models": models, "unreachable": unreachable})
+    else:
+        rows = [dict(row, HOST=name) for name, models in answers for row in _ps_rows(models)]
+        _print_ps(out, rows, ["HOST"], args.all)
+    return EXIT_UNREACHABLE if failures else EXIT_OK
+
+
+def _ps_rows(models):
+    return [
         {
             "NAME": model["name"],
             "STATUS": model["status"],
@@ -315,7 +348,10 @@ def cmd_ps(client, args, out):
         }
         for model in models
     ]
-    columns = [
+
+
+def _print_ps(out, rows, first, show_all):
+    columns = first + [
         "NAME",
         "STATUS",
         "HEALTH",
@@ -329,13 +365,12 @@ def cmd_ps(client, args, out):
     ]
     # Dropped first when the terminal is narrow: the right-most, least essential ones.
     optional = ["REASON", "CPU%", "MEM", "RESTARTS", "HEALTH", "UPTIME", "PID"]
-    if any(model.get("gpus") for model in models):
+    if any(row["GPU"] != "-" for row in rows):  # a GPU column only where a model has GPUs
         columns.insert(columns.index("MEM") + 1, "GPU")
         optional.insert(1, "GPU")
     out.write(render.table(rows, columns, optional, terminal_width()))
-    if not models:
-        out.write("(no %smodels)\n" % ("" if args.all else "running "))
-    return EXIT_OK
+    if not rows:
+        out.write("(no %smodels)\n" % ("" if show_all else "running "))
 
 
 def cmd_status(client, args, out):
@@ -485,6 +520,10 @@ def cmd_version(client, args, out):
     return EXIT_OK
 
 
+def cmd_export(client, args, out):
+    return exporting.cmd_export(client, args, out, args.err)
+
+
 # The verbs of build_parser(), each to its function (a test checks both list the same).
 VERBS = {
     "deploy": cmd_deploy,
@@ -498,6 +537,8 @@ VERBS = {
     "events": cmd_events,
     "gpus": cmd_gpus,
     "version": cmd_version,
+    "export": cmd_export,
+    "context": contexts.cmd_context,
 }
 
 
