@@ -18,7 +18,7 @@ import traceback
 import bottle
 
 from lib import errors
-from lib.api import middleware, openapi
+from lib.api import metrics, middleware, observe, openapi
 from lib.core import params, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.logs import query as logquery
@@ -42,6 +42,7 @@ class Settings:
         max_followers=MAX_FOLLOWERS,
         should_stop=None,
         rate_limiter=None,
+        metrics_no_auth=False,
     ):
         self.token = token
         self.version = version
@@ -49,6 +50,7 @@ class Settings:
         self.max_followers = max_followers
         self.should_stop = should_stop or (lambda: False)
         self.rate_limiter = rate_limiter
+        self.metrics_no_auth = metrics_no_auth
         self.started_at = time.time()
 
 
@@ -198,6 +200,7 @@ def make_app(supervisor, settings):
     app.default_error_handler = _default_error
     app.install(JsonPlugin(settings))
     followers = _FollowerCount(settings.max_followers)
+    requests = metrics.RequestCounter()
 
     @app.get("/health", auth=False)
     def health():
@@ -215,6 +218,9 @@ def make_app(supervisor, settings):
             "links": {
                 "models": "/models",
                 "events": "/events",
+                "logs": "/logs",
+                "metrics": "/metrics",
+                "ui": "/ui",
                 "openapi": "/openapi.json",
                 "health": "/health",
             },
@@ -300,10 +306,14 @@ def make_app(supervisor, settings):
 
     @app.get("/events")
     def all_events():
-        query = query_params(("limit", "since"))
-        return {"events": supervisor.events(None, **_event_filters(query))}
+        query = query_params(("limit", "since", "follow"))
+        filters = _event_filters(query)
+        if params.boolean(query, "follow"):
+            return observe.follow_events(supervisor, settings, followers, filters)
+        return {"events": supervisor.events(None, **filters)}
 
-    return middleware.RequestContext(app, settings.rate_limiter)
+    observe.install(app, supervisor, settings, followers, requests, query_params)
+    return middleware.RequestContext(requests.wrap(app), settings.rate_limiter)
 
 
 def _event_filters(query):

@@ -30,6 +30,7 @@ class DaemonConfig:
         log_max_bytes=None,
         log_backups=None,
         max_followers=None,
+        metrics_no_auth=False,
     ):
         self.home = os.path.abspath(home or paths.default_home())
         self.host = host
@@ -44,6 +45,7 @@ class DaemonConfig:
         self.log_max_bytes = log_max_bytes or specs.DEFAULT_LOG_MAX_BYTES
         self.log_backups = specs.DEFAULT_LOG_BACKUPS if log_backups is None else log_backups
         self.max_followers = max_followers
+        self.metrics_no_auth = metrics_no_auth
 
     @property
     def bind(self):
@@ -72,6 +74,12 @@ class DaemonConfig:
             raise ConfigError(
                 "refusing to listen on %s without authentication: anyone who reaches it "
                 "could run programs as this user (drop --no-auth, or bind 127.0.0.1)" % self.host
+            )
+        if self.metrics_no_auth and not self.socket and not is_loopback(self.host):
+            raise ConfigError(
+                "refusing --metrics-no-auth on %s: GET /metrics without a token is allowed "
+                "only on a loopback address or a Unix socket (give Prometheus the token "
+                "with credentials_file instead)" % self.host
             )
         if self.socket and len(self.socket.encode()) > 107:
             raise ConfigError("the socket path is too long for a Unix socket (max 107 bytes)")

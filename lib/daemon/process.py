@@ -144,6 +144,7 @@ class Daemon:
             should_stop=self.stopping.is_set,
             rate_limiter=limiter,
             max_followers=self.config.max_followers or app.MAX_FOLLOWERS,
+            metrics_no_auth=self.config.metrics_no_auth,
         )
         threads = self.config.threads or max(server.DEFAULT_THREADS, 2 * settings.max_followers)
         self.server = server.ApiServer(

@@ -23,9 +23,9 @@ import threading
 import time
 
 from lib import errors
-from lib.core import events, fsutil, procfs, redact, timefmt, vocabulary
+from lib.core import fsutil, procfs, redact, timefmt, vocabulary
 from lib.core import spec as specs
-from lib.daemon import launcher, preflight, registry, sampler, status
+from lib.daemon import eventfeed, launcher, preflight, registry, sampler, status, telemetry
 from lib.logs import reader
 
 log = logging.getLogger("modeld.supervisor")
@@ -48,8 +48,11 @@ class Supervisor:
         self.commands = queue.Queue()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.telemetry = telemetry.Telemetry(self.names, home.model)
         self.sampler = sampler.MetricsSampler(
-            self._sample_targets, sample_interval or sampler.SAMPLE_INTERVAL
+            self._sample_targets,
+            sample_interval or sampler.SAMPLE_INTERVAL,
+            after=self.telemetry.refresh,
         )
 
     # -- life of the supervisor ----------------------------------------------
@@ -441,11 +444,12 @@ class Supervisor:
     def events(self, name=None, limit=100, since=None):
         """The newest ``limit`` state changes of one model (or all), oldest first."""
         names = [name] if name else self.names()
-        found = []
-        for each in names:
-            found.extend(events.read(self.home.model(each).events, since))
-        found.sort(key=lambda event: event.get("at") or "")
-        return found[-limit:]
+        paths = [self.home.model(each).events for each in names]
+        return eventfeed.newest(paths, limit, since)  # reads each file's tail only
+
+    def event_follower(self):
+        """Events of every model appended from now on (``poll()`` for each batch)."""
+        return eventfeed.Follower(lambda: [self.home.model(name).events for name in self.names()])
 
     def wait_started(self, name):
         """Until the new monitor has written its first state (or could not start)."""
