@@ -63,7 +63,7 @@ ORDER = {
     ],
     "cli": ["client", "render", "spec_flags", "modelctl", "modeld", "entry"],
 }
-THIRD_PARTY = {"bottle": {"api.app"}, "cheroot": {"api.server"}}
+THIRD_PARTY = {"bottle": {"api.app", "api.observe"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 
