@@ -133,17 +133,25 @@ class RequestCounter:
 
     def wrap(self, app):
         """A WSGI wrapper that counts every response of ``app`` (bottle's own errors too)."""
+        return CountedApp(app, self)
 
-        def counted(environ, start_response):
-            def start(status, headers, exc_info=None):
-                route = environ.get("bottle.route")
-                rule = getattr(route, "rule", None)
-                self.observe(environ.get("REQUEST_METHOD", ""), rule, status.split(" ", 1)[0])
-                return start_response(status, headers, exc_info)
 
-            return app(environ, start)
+class CountedApp:
+    """``app`` with every response counted; other attributes are the app's."""
 
-        return counted
+    def __init__(self, app, counter):
+        self.app, self.counter = app, counter
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            rule = getattr(environ.get("bottle.route"), "rule", None)
+            self.counter.observe(environ.get("REQUEST_METHOD", ""), rule, status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def daemon_families(version, started_at):
