@@ -61,7 +61,7 @@ ORDER = {
         "config",
         "process",
     ],
-    "cli": ["client", "render", "spec_flags", "modelctl", "modeld", "entry"],
+    "cli": ["client", "render", "spec_flags", "top", "modelctl", "modeld", "entry"],
 }
 THIRD_PARTY = {"bottle": {"api.app", "api.observe"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]

@@ -190,13 +190,23 @@ class Client:
         )
 
     def logs(self, name, **params):
-        """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``."""
-        return self.request("GET", "/models/%s/logs" % _quote(name), params)
+        """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``.
+
+        ``name=None``: every model's entries merged by time, each naming its ``model``."""
+        return self.request("GET", _logs_path(name), params)
 
     def follow(self, name, **params):
         """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped."""
         params = dict(params, follow="true", format="json")
-        response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
+        return self._lines("GET", _logs_path(name), params)
+
+    def follow_events(self, since=None, limit=None):
+        """Every model's events: the newest (or those since ``since``), then new ones."""
+        return self._lines("GET", "/events", {"follow": "true", "since": since, "limit": limit})
+
+    def _lines(self, method, path, params):
+        """JSON lines of a streaming response, until it ends; blank heartbeats skipped."""
+        response = self._open(method, path, params, timeout=3600 * 24)
         try:
             with response:
                 for line in response:
@@ -211,6 +221,10 @@ class Client:
     def events(self, name=None, limit=None, since=None):
         path = "/models/%s/events" % _quote(name) if name else "/events"
         return self.request("GET", path, {"limit": limit, "since": since})["events"]
+
+
+def _logs_path(name):
+    return "/logs" if name is None else "/models/%s/logs" % _quote(name)
 
 
 def _socket_path(host):
