@@ -370,11 +370,12 @@ def _observe_paths():
         "/ui/{filename}": {
             "get": dict(
                 _operation(
-                    "The dashboard's script and style sheet",
+                    "The dashboard's page, script and style sheet",
                     None,
                     (400, 404),
                     [filename],
                     content={
+                        "text/html": {"schema": {"type": "string"}},
                         "text/javascript": {"schema": {"type": "string"}},
                         "text/css": {"schema": {"type": "string"}},
                     },
