@@ -4,6 +4,12 @@
   GET /models                           100 models deployed
   deploy + stop                         POST /models then DELETE, a cycle per client
   supervisord getProcessInfo            XML-RPC on supervisord 4.x's HTTP server, one program
+  hello world                           a bare bottle + cheroot app (same threads and backlog)
+  GET /metrics, GET /events?limit=100   100 models, each with --event-history past events
+
+Targets (issue 14): GET /models/{name} at 10 clients >= 0.5x the hello world;
+GET /models and GET /metrics with 100 models p99 < 20 ms at 1 client;
+GET /events?limit=100 with 100 models < 20 ms.
 
 Clients are processes with one keep-alive connection each (bench/load.py); the
 daemon runs with --rate-limit off. Targets (issue 6): >= 2,000 req/s for
@@ -26,6 +32,16 @@ import load
 from common import Daemon, header, install_supervisord, median, percentile, start_supervisord
 
 MODELS = 100
+HELLO = """
+import sys, bottle, cheroot.wsgi
+app = bottle.Bottle()
+@app.get("/hello")
+def hello():
+    return {"hello": "world"}
+server = cheroot.wsgi.Server(("127.0.0.1", int(sys.argv[1])), app, numthreads=32,
+                             request_queue_size=128, server_name="hello")
+server.safe_start()
+"""
 
 
 def show(name, clients, rps, latencies, errors, statuses):
@@ -104,10 +120,65 @@ def supervisord_serving(workdir):
     return port, ctl
 
 
+def add_event_history(home, count):
+    """Append ``count`` past state changes to each model's events (a busy fleet's history)."""
+    import os
+
+    models = os.path.join(home, "models")
+    for name in os.listdir(models):
+        lines = []
+        for number in range(count):
+            at = "2026-01-01T%02d:%02d:%02d.%06dZ" % (
+                number // 3600 % 24,
+                number // 60 % 60,
+                number % 60,
+                number,
+            )
+            event = {
+                "at": at,
+                "model": name,
+                "from": "running",
+                "to": "backoff",
+                "reason": "exit code 1",
+                "exit": {"code": 1, "signal": None, "reason": "exit_code"},
+                "cause": None,
+            }
+            lines.append(json.dumps(event, sort_keys=True) + "\n")
+        path = os.path.join(models, name, "events.jsonl")
+        with open(path) as handle:
+            current = handle.read()
+        with open(path, "w") as handle:
+            handle.write("".join(lines) + current)
+
+
+def hello_world(seconds):
+    """The bare bottle + cheroot reference, measured at 10 clients."""
+    import sys
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", HELLO, str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        request = load.http_get("127.0.0.1", port, "/hello")
+        outcome = load.run("127.0.0.1", port, request, 10, seconds)
+        show("bottle+cheroot hello world", 10, *outcome)
+        return outcome
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--skip-supervisord", action="store_true")
+    parser.add_argument("--event-history", type=int, default=1000, help="past events per model")
     args = parser.parse_args()
     header("API throughput, %g s per run" % args.seconds)
     daemon = Daemon()
@@ -115,14 +186,17 @@ def main():
     ctl = None
     try:
         connection = daemon.connection()
+        results = {}
         for number in range(MODELS):
             connection.request(
                 "POST", "/models", {"name": "m%03d" % number, "command": ["sleep", "100000"]}
             )
+        add_event_history(daemon.home, args.event_history)
         time.sleep(2.5)  # one metrics sample, as in steady state
+        hello = hello_world(args.seconds)
+        results[("hello", 10)] = hello
         one = load.http_get(daemon.host, daemon.port, "/models/m000", daemon.token)
         every = load.http_get(daemon.host, daemon.port, "/models", daemon.token)
-        results = {}
         for clients in (1, 10):
             results[("one", clients)] = load.run(
                 daemon.host, daemon.port, one, clients, args.seconds
@@ -134,6 +208,16 @@ def main():
                 clients,
                 *load.run(daemon.host, daemon.port, every, clients, args.seconds),
             )
+        print(
+            "%-30s %2d clients  GET /models/{name} is %.2fx the hello world (target >= 0.5x)"
+            % ("", 10, results[("one", 10)][0] / hello[0])
+        )
+        for path, label in (
+            ("/metrics", "GET /metrics (100 models)"),
+            ("/events?limit=100", "GET /events?limit=100"),
+        ):
+            request = load.http_get(daemon.host, daemon.port, path, daemon.token)
+            show(label, 1, *load.run(daemon.host, daemon.port, request, 1, args.seconds))
         for clients in (1, 10):
             rate, cycles = deploy_stop(daemon, clients, args.seconds)
             show("deploy + stop cycle", clients, rate, cycles, 0, {200: 1})

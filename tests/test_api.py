@@ -54,6 +54,8 @@ def test_health_needs_no_token(api):
         ("GET", "/models/x/logs"),
         ("GET", "/models/x/events"),
         ("GET", "/events"),
+        ("GET", "/logs"),
+        ("GET", "/metrics"),
     ],
 )
 def test_every_route_but_health_needs_the_token(api, method, path):
@@ -362,7 +364,8 @@ def test_openapi_documents_every_route(api):
     assert routed == documented
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            assert ("401" in operation["responses"]) == (path != "/health"), (method, path)
+            public = path in ("/health", "/ui", "/ui/{filename}")
+            assert ("401" in operation["responses"]) != public, (method, path)
             assert "500" in operation["responses"]
 
 

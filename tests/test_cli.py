@@ -50,7 +50,7 @@ def test_unreachable_daemon_is_exit_3_with_a_hint():
         (["deploy", "x", "--port", "eighty", "--", "sleep", "1"], "--port takes auto or a number"),
         (["deploy", "x", "--env", "NOEQUALS", "--", "sleep", "1"], "--env takes KEY=VALUE"),
         (["deploy", "-f", "/nonexistent.json"], "cannot read /nonexistent.json"),
-        (["logs"], "required"),
+        (["logs"], "NAME or --all"),
     ],
 )
 def test_bad_arguments_are_exit_2(args, message, capsys):

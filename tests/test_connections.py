@@ -404,9 +404,7 @@ def test_modelctl_logs_pages_on_after_a_tail_page():
             asked.append(params)
             return pages[len(asked) - 1]
 
-    class Args:
-        name, since, until, level, stream, grep = "m", None, None, None, None, None
-        tail, follow, json = 5, False, True
+    args = modelctl.build_parser().parse_args(["logs", "m", "-n", "5", "--json"])
 
     class Out:
         lines = []
@@ -414,7 +412,7 @@ def test_modelctl_logs_pages_on_after_a_tail_page():
         def write(self, text):
             self.lines.append(text)
 
-    assert modelctl.cmd_logs(Client(), Args(), Out()) == 0
+    assert modelctl.cmd_logs(Client(), args, Out()) == 0
     assert asked[0]["tail"] == 5 and asked[1] == {"limit": 10000, "cursor": "c1"}
     assert [json.loads(line)["seq"] for line in "".join(Out.lines).splitlines()] == [1, 2]
 

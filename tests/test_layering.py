@@ -51,7 +51,7 @@ ORDER = {
         "nvidia",
         "protocol",
     ],
-    "logs": ["levels", "store", "reader", "query"],
+    "logs": ["levels", "store", "reader", "query", "merge"],
     "export": [
         "common",
         "yamltext",
@@ -74,7 +74,16 @@ ORDER = {
         "loop",
         "zygote",
     ],
-    "api": ["ratelimit", "openapi", "middleware", "connguard", "app", "server"],
+    "api": [
+        "ratelimit",
+        "openapi",
+        "metrics",
+        "middleware",
+        "connguard",
+        "observe",
+        "app",
+        "server",
+    ],
     "daemon": [
         "reconcile",
         "registry",
@@ -85,6 +94,8 @@ ORDER = {
         "sampler",
         "gpus",
         "gpusampler",
+        "telemetry",
+        "eventfeed",
         "supervisor",
         "config",
         "process",
@@ -95,12 +106,13 @@ ORDER = {
         "spec_flags",
         "contexts",
         "exporting",
+        "top",
         "modelctl",
         "modeld",
         "entry",
     ],
 }
-THIRD_PARTY = {"bottle": {"api.app"}, "cheroot": {"api.server"}}
+THIRD_PARTY = {"bottle": {"api.app", "api.observe"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 

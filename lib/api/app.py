@@ -19,7 +19,7 @@ import traceback
 import bottle
 
 from lib import errors
-from lib.api import middleware, openapi
+from lib.api import metrics, middleware, observe, openapi
 from lib.core import params, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.export import targets as export_targets
@@ -50,6 +50,7 @@ class Settings:
         should_stop=None,
         rate_limiter=None,
         max_waiters=MAX_WAITERS,
+        metrics_no_auth=False,
     ):
         self.token = token
         self.max_waiters = max_waiters
@@ -58,6 +59,7 @@ class Settings:
         self.max_followers = max_followers
         self.should_stop = should_stop or (lambda: False)
         self.rate_limiter = rate_limiter
+        self.metrics_no_auth = metrics_no_auth
         self.started_at = time.time()
 
 
@@ -229,6 +231,7 @@ def make_app(supervisor, settings):
     app.install(JsonPlugin(settings))
     followers = _Slots(settings.max_followers, errors.TooManyFollowersError)
     waiters = _Slots(settings.max_waiters, errors.TooManyWaitersError)
+    requests = metrics.RequestCounter()
 
     @app.get("/health", auth=False)
     def health():
@@ -247,6 +250,9 @@ def make_app(supervisor, settings):
                 "models": "/models",
                 "events": "/events",
                 "gpus": "/gpus",
+                "logs": "/logs",
+                "metrics": "/metrics",
+                "ui": "/ui",
                 "openapi": "/openapi.json",
                 "health": "/health",
             },
@@ -349,11 +355,15 @@ def make_app(supervisor, settings):
 
     @app.get("/events")
     def all_events():
-        query = query_params(("limit", "since"))
-        return {"events": supervisor.events(None, **_event_filters(query))}
+        query = query_params(("limit", "since", "follow"))
+        filters = _event_filters(query)
+        if params.boolean(query, "follow"):
+            return observe.follow_events(supervisor, settings, followers, filters)
+        return {"events": supervisor.events(None, **filters)}
 
+    observe.install(app, supervisor, settings, followers, requests, query_params)
     return middleware.RequestContext(
-        app,
+        requests.wrap(app),
         settings.rate_limiter,
         max_body=settings.max_body,
         authenticated=lambda environ: has_valid_token(settings, environ),

@@ -278,6 +278,7 @@ def _schemas():
             "level": {"type": "string", "enum": list(levels.LEVELS)},
             "msg": {"type": "string"},
             "partial": {"type": "boolean", "description": "a piece of a line over 16 KiB"},
+            "model": {"type": "string", "description": "GET /logs only: whose entry it is"},
         },
     }
     event = {
@@ -461,6 +462,72 @@ def _log_parameters():
     ]
 
 
+def _observe_paths():
+    """The routes of ``lib.api.observe``: metrics, logs of every model, the dashboard."""
+    logs_content = {
+        "application/json": {"schema": _ref("LogPage")},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string"}},
+    }
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    html = {"text/html": {"schema": {"type": "string"}}}
+    filename = _param(
+        "filename",
+        "a file of the dashboard",
+        {"type": "string", "enum": ["index.html", "app.js", "app.css"]},
+        "path",
+        True,
+    )
+    return {
+        "/metrics": {
+            "get": _operation(
+                "Prometheus metrics (text format 0.0.4); no token with --metrics-no-auth",
+                None,
+                (400,),
+                content=text,
+            )
+        },
+        "/logs": {
+            "get": _operation(
+                "Query or follow the logs of every model, merged by time",
+                "LogPage",
+                (400, 503),
+                _log_parameters()[1:],
+                content=logs_content,
+            )
+        },
+        "/ui": {
+            "get": dict(
+                _operation(
+                    "The dashboard (no token: it asks for one)",
+                    None,
+                    (400,),
+                    content=html,
+                    auth=False,
+                ),
+                security=[],
+            )
+        },
+        "/ui/{filename}": {
+            "get": dict(
+                _operation(
+                    "The dashboard's page, script and style sheet",
+                    None,
+                    (400, 404),
+                    [filename],
+                    content={
+                        "text/html": {"schema": {"type": "string"}},
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                    },
+                    auth=False,
+                ),
+                security=[],
+            )
+        },
+    }
+
+
 def paths():
     timeout = _param("timeout", "seconds", _number(0, params.STOP_TIMEOUT_MAX))
     wait_timeout = _param(
@@ -599,15 +666,21 @@ def paths():
         },
         "/events": {
             "get": _operation(
-                "State changes of every model",
+                "State changes of every model (the newest; follow=true streams new ones)",
                 "EventList",
-                (400,),
+                (400, 503),
                 [
                     _param("limit", "at most this many", _number(1, params.EVENTS_LIMIT_MAX, True)),
                     _param("since", "RFC 3339, epoch seconds or relative"),
+                    _param("follow", "then stream new events as JSON lines", _BOOL),
                 ],
+                content={
+                    "application/json": {"schema": _ref("EventList")},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
             )
         },
+        **_observe_paths(),
     }
 
 

@@ -201,8 +201,10 @@ class Client:
         )
 
     def logs(self, name, **params):
-        """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``."""
-        return self.request("GET", "/models/%s/logs" % _quote(name), params)
+        """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``.
+
+        ``name=None``: every model's entries merged by time, each naming its ``model``."""
+        return self.request("GET", _logs_path(name), params)
 
     def follow(self, name, **params):
         """Entries (dicts) as they are written, until the model stops; blank heartbeats skipped.
@@ -211,7 +213,15 @@ class Client:
         connection raise ``DaemonUnreachableError``: the caller learns the stream was lost.
         """
         params = dict(params, follow="true", format="json")
-        response = self._open("GET", "/models/%s/logs" % _quote(name), params, timeout=3600 * 24)
+        return self._lines("GET", _logs_path(name), params)
+
+    def follow_events(self, since=None, limit=None):
+        """Every model's events: the newest (or those since ``since``), then new ones."""
+        return self._lines("GET", "/events", {"follow": "true", "since": since, "limit": limit})
+
+    def _lines(self, method, path, params):
+        """JSON lines of a streaming response, until it ends; blank heartbeats skipped."""
+        response = self._open(method, path, params, timeout=3600 * 24)
         try:
             with response:
                 for line in response:
@@ -307,6 +317,10 @@ def _stream_ended(host, end):
         % (host, end.get("message") or end.get("end")),
         host=host,
     )
+
+
+def _logs_path(name):
+    return "/logs" if name is None else "/models/%s/logs" % _quote(name)
 
 
 def _socket_path(host):

@@ -22,7 +22,7 @@ import sys
 import time
 
 from lib import __version__, errors
-from lib.cli import contexts, exporting, render, spec_flags
+from lib.cli import contexts, exporting, render, spec_flags, top
 from lib.core import vocabulary
 
 (
@@ -127,7 +127,8 @@ def build_parser():
     )
 
     logs = verbs.add_parser("logs", parents=[json_flag], help="show a model's logs")
-    logs.add_argument("name")
+    logs.add_argument("name", nargs="?")
+    logs.add_argument("--all", action="store_true", help="every model's logs, merged by time")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C ends)"
     )
@@ -152,6 +153,9 @@ def build_parser():
     verbs.add_parser(
         "gpus", parents=[json_flag], help="the host's GPUs, their models and memory holders"
     )
+    events.add_argument("-f", "--follow", action="store_true", help="then print new events")
+    events.add_argument("--since", help="RFC 3339, epoch seconds, or relative (10m, 2h)")
+    top.add_parser(verbs, [json_flag])
     verbs.add_parser("version", parents=[json_flag], help="client and daemon versions")
     exporting.add_parser(verbs, json_flag)
     contexts.add_parser(verbs, json_flag)
@@ -187,7 +191,7 @@ def main(argv=None, out=None, err=None):
         err.write("modelctl: %s\n" % describe_error(error))
         return exit_status(error)
     except KeyboardInterrupt:
-        return EXIT_OK if args.verb == "logs" else 130
+        return EXIT_OK if args.verb in ("logs", "events", "top") else 130
     except BrokenPipeError:
         # `modelctl logs | head`: the reader left; that is not an error.
         sys.stdout = None
@@ -446,6 +450,8 @@ def cmd_start(client, args, out):
 
 
 def cmd_logs(client, args, out):
+    if (args.name is None) == (not args.all):
+        raise spec_flags.UsageError("logs: give a model NAME or --all (not both)")
     params = {
         "since": args.since,
         "until": args.until,
@@ -464,7 +470,7 @@ def cmd_logs(client, args, out):
             _print_entry(out, entry, args.json)
             out.flush()
         # The stream ends when the model stops, or when the daemon goes away: say which.
-        client.get(args.name)
+        client.get(args.name) if args.name else client.health()
         return EXIT_OK
     params["limit"] = 10_000
     while True:
@@ -483,7 +489,17 @@ def _print_entry(out, entry, as_json):
 
 
 def cmd_events(client, args, out):
-    events = client.events(args.name, limit=args.limit)
+    if args.follow:
+        if args.name:
+            raise spec_flags.UsageError("events -f follows every model: drop NAME")
+        for event in client.follow_events(since=args.since, limit=args.limit):
+            line = (
+                json.dumps(event, sort_keys=True) if args.json else render.event_line(event, True)
+            )
+            out.write(line + "\n")
+            out.flush()
+        return EXIT_OK
+    events = client.events(args.name, limit=args.limit, since=args.since)
     if args.json:
         emit_json(out, {"events": events})
         return EXIT_OK
@@ -536,6 +552,7 @@ VERBS = {
     "logs": cmd_logs,
     "events": cmd_events,
     "gpus": cmd_gpus,
+    "top": lambda client, args, out: top.cmd_top(client, args, out, terminal_width),
     "version": cmd_version,
     "export": cmd_export,
     "context": contexts.cmd_context,

@@ -43,6 +43,11 @@ def build_parser():
         "--no-auth", action="store_true", help="no bearer token (refused on a non-loopback address)"
     )
     serving.add_argument(
+        "--metrics-no-auth",
+        action="store_true",
+        help="serve GET /metrics without the token (loopback or a Unix socket only)",
+    )
+    serving.add_argument(
         "--rate-limit",
         default=None,
         help="per-client RATE[/BURST] requests a second (default %s), or off" % ratelimit.DEFAULT,
@@ -119,6 +124,7 @@ def _config(args):
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         no_auth=args.no_auth,
+        metrics_no_auth=args.metrics_no_auth,
         threads=args.threads,
         rate_limit=args.rate_limit,
         log_max_bytes=args.log_max_bytes,

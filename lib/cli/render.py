@@ -94,7 +94,15 @@ def cause(event):
 
 
 def entry_line(entry):
-    """A log entry as ``TS STREAM LEVEL MESSAGE``."""
+    """A log entry as ``TS [MODEL] STREAM LEVEL MESSAGE`` (the model for ``logs --all``)."""
+    if "model" in entry:
+        return "%s %-16s %-6s %-8s %s" % (
+            entry["ts"],
+            entry["model"],
+            entry["stream"],
+            entry["level"].upper(),
+            entry["msg"],
+        )
     return "%s %-6s %-8s %s" % (entry["ts"], entry["stream"], entry["level"].upper(), entry["msg"])
 
 

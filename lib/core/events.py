@@ -79,12 +79,3 @@ def read(path, since=None):
             if since is None or timefmt.parse_rfc3339(event["at"]) >= since:
                 found.append(event)
     return found
-
-
-def newest(paths, limit, since=None):
-    """The newest ``limit`` events of the files at ``paths`` (several models), oldest first."""
-    found = []
-    for path in paths:
-        found.extend(read(path, since))
-    found.sort(key=lambda event: event.get("at") or "")
-    return found[-limit:]

@@ -28,6 +28,8 @@ class ModelPaths:
         self.monitor_log = os.path.join(root, "monitor.log")
         self.events = os.path.join(root, "events.jsonl")
         self.logs = os.path.join(root, "logs")
+        # The daemon's own: how far its metrics counters have read the logs and events.
+        self.counters = os.path.join(root, "counters.json")
 
 
 class Home:

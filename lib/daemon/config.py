@@ -35,6 +35,7 @@ class DaemonConfig:
         max_connections=None,
         max_connections_per_client=None,
         max_waiters=None,
+        metrics_no_auth=False,
     ):
         self.home = os.path.abspath(home or paths.default_home())
         self.host = host
@@ -55,6 +56,7 @@ class DaemonConfig:
         self.max_connections = max_connections
         self.max_connections_per_client = max_connections_per_client
         self.max_waiters = max_waiters
+        self.metrics_no_auth = metrics_no_auth
 
     @property
     def bind(self):
@@ -85,6 +87,12 @@ class DaemonConfig:
             raise ConfigError(
                 "refusing to listen on %s without authentication: anyone who reaches it "
                 "could run programs as this user (drop --no-auth, or bind 127.0.0.1)" % self.host
+            )
+        if self.metrics_no_auth and not self.socket and not is_loopback(self.host):
+            raise ConfigError(
+                "refusing --metrics-no-auth on %s: GET /metrics without a token is allowed "
+                "only on a loopback address or a Unix socket (give Prometheus the token "
+                "with credentials_file instead)" % self.host
             )
         if self.socket and len(self.socket.encode()) > 107:
             raise ConfigError("the socket path is too long for a Unix socket (max 107 bytes)")

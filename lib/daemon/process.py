@@ -158,6 +158,7 @@ class Daemon:
             rate_limiter=limiter,
             max_followers=self.config.max_followers or app.MAX_FOLLOWERS,
             max_waiters=self.config.max_waiters or app.MAX_WAITERS,
+            metrics_no_auth=self.config.metrics_no_auth,
         )
         threads = self.config.threads or max(server.DEFAULT_THREADS, 2 * settings.max_followers)
         self.server = server.ApiServer(

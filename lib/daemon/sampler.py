@@ -20,8 +20,9 @@ SAMPLE_INTERVAL = 2.0
 class MetricsSampler:
     """A thread that samples ``targets()`` -> ``{name: (monitor_pid, logs_dir)}``."""
 
-    def __init__(self, targets, interval=SAMPLE_INTERVAL, clock=time.monotonic):
+    def __init__(self, targets, interval=SAMPLE_INTERVAL, clock=time.monotonic, after=None):
         self.targets = targets
+        self.after = after  # called after each round, on this thread (counters to refresh)
         self.interval = interval
         self.clock = clock
         self.values = {}
@@ -48,6 +49,8 @@ class MetricsSampler:
         while not self.stopping.wait(self.interval):
             try:
                 self.sample_all()
+                if self.after is not None:
+                    self.after()
             except Exception:
                 log.exception("sampling metrics failed")
 
@@ -73,5 +76,7 @@ class MetricsSampler:
             "cpu_percent": cpu,
             "rss_bytes": rss,
             "threads": threads,
+            "processes": len(stats),
+            "cpu_seconds": round(ticks / procfs.CLOCK_TICKS, 2),
             "log_bytes": reader.LogReader(logs_dir).total_bytes(),
         }

@@ -24,10 +24,21 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import events, nvidia, protocol, redact, timefmt, vocabulary
+from lib.core import nvidia, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
-from lib.daemon import gpus, gpusampler, launcher, preflight, reconcile, registry, sampler, status
+from lib.daemon import (
+    eventfeed,
+    gpus,
+    gpusampler,
+    launcher,
+    preflight,
+    reconcile,
+    registry,
+    sampler,
+    status,
+    telemetry,
+)
 from lib.logs import reader
 
 log = logging.getLogger("modeld.supervisor")
@@ -74,8 +85,11 @@ class Supervisor:
         self.commands = queue.Queue()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.telemetry = telemetry.Telemetry(self.names, home.model)
         self.sampler = sampler.MetricsSampler(
-            self._sample_targets, sample_interval or sampler.SAMPLE_INTERVAL
+            self._sample_targets,
+            sample_interval or sampler.SAMPLE_INTERVAL,
+            after=self.telemetry.refresh,
         )
 
     # -- life of the supervisor ----------------------------------------------
@@ -517,7 +531,12 @@ class Supervisor:
     def events(self, name=None, limit=100, since=None):
         """The newest ``limit`` state changes of one model (or all), oldest first."""
         names = [name] if name else self.names()
-        return events.newest([self.home.model(each).events for each in names], limit, since)
+        paths = [self.home.model(each).events for each in names]
+        return eventfeed.newest(paths, limit, since)  # reads each file's tail only
+
+    def event_follower(self):
+        """Events of every model appended from now on (``poll()`` for each batch)."""
+        return eventfeed.Follower(lambda: [self.home.model(name).events for name in self.names()])
 
     def wait_started(self, name):
         """Until the new monitor has written its first state (or could not start)."""
