@@ -44,9 +44,10 @@ ORDER = {
         "tokens",
         "procfs",
         "events",
+        "presets",
         "spec",
     ],
-    "logs": ["levels", "store", "reader", "query"],
+    "logs": ["levels", "records", "store", "reader", "query"],
     "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
     "api": ["ratelimit", "openapi", "middleware", "app", "server"],
     "daemon": [

@@ -13,7 +13,7 @@ import fcntl
 import os
 import selectors
 
-from lib.logs import levels, store
+from lib.logs import levels, records, store
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
@@ -31,7 +31,7 @@ class Stream:
         self.pipe = pipe
         self.fd = pipe.fileno()
         self.splitter = store.LineSplitter()
-        self.tracker = levels.LevelTracker()
+        self.tracker = records.LevelTracker()
         self.continuing_level = None  # the level of a long line being split
         os.set_blocking(self.fd, False)
         try:
