@@ -47,7 +47,7 @@ ORDER = {
         "presets",
         "spec",
     ],
-    "logs": ["levels", "records", "store", "reader", "query"],
+    "logs": ["levels", "records", "store", "reader", "diagnosis", "query"],
     "monitor": ["forensics", "lifecycle", "probes", "proctree", "capture", "loop"],
     "api": ["ratelimit", "openapi", "middleware", "app", "server"],
     "daemon": [

@@ -193,7 +193,15 @@ def describe_error(error):
     if isinstance(error, errors.DaemonUnreachableError):
         return error.message
     text = "%s: %s" % (error.code, error.message)
-    lines = error.details.get("last_lines") if isinstance(error.details, dict) else None
+    details = error.details if isinstance(error.details, dict) else {}
+    lines = details.get("last_lines")
+    if details.get("status"):
+        text += "\n  status: %s, reason so far: %s" % (
+            details["status"],
+            details.get("cause") or details.get("reason") or details.get("status_reason"),
+        )
+    if details.get("first_error"):
+        text += "\n  first error:\n" + "\n".join("    " + line for line in details["first_error"])
     if lines:
         text += "\n  last lines:\n" + "\n".join("    " + line for line in lines[-20:])
     return text
