@@ -120,6 +120,9 @@ def _schemas():
             "signal": _nullable({"type": "string"}),
             "at": _nullable({"type": "string", "format": "date-time"}),
             "reason": _nullable({"type": "string"}),
+            "cause": _nullable({"type": "string", "description": "the reason the output gives"}),
+            "oom_killer": _nullable({"type": "boolean"}),
+            "first_error": {"type": "array", "items": {"type": "string"}},
             "last_lines": {"type": "array", "items": {"type": "string"}},
         },
     }
@@ -177,6 +180,10 @@ def _schemas():
             "level": {"type": "string", "enum": list(levels.LEVELS)},
             "msg": {"type": "string"},
             "partial": {"type": "boolean", "description": "a piece of a line over 16 KiB"},
+            "probe": {
+                "type": "boolean",
+                "description": "the model's access-log line for a health probe of modeld",
+            },
         },
     }
     event = {
@@ -317,6 +324,11 @@ def _log_parameters():
         _param("cursor", "next_cursor of the previous page"),
         _param("follow", "stream new entries as they are written", _BOOL),
         _param("format", "json (default) or text", {"type": "string", "enum": ["json", "text"]}),
+        _param(
+            "probes",
+            "lines a health probe of modeld caused: exclude (default), include, only",
+            {"type": "string", "enum": list(query.PROBE_CHOICES)},
+        ),
     ]
 
 

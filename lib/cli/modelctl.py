@@ -125,6 +125,9 @@ def build_parser():
     logs.add_argument("--level", help="minimum level (warning) or a range (info..error)")
     logs.add_argument("--stream", help="stdout, stderr, modeld, both or all")
     logs.add_argument("--grep", help="substring (ignores case when all lower-case)")
+    logs.add_argument(
+        "--probes", action="store_true", help="also show the lines health probes caused"
+    )
 
     events = verbs.add_parser(
         "events", parents=[json_flag], help="state changes of one model or all"
@@ -400,6 +403,7 @@ def cmd_logs(client, args, out):
         "level": args.level,
         "stream": args.stream,
         "grep": args.grep,
+        "probes": "include" if args.probes else None,
     }
     params = {key: value for key, value in params.items() if value is not None}
     tail = args.tail

@@ -131,7 +131,8 @@ class Monitor:
         self.life = self._new_lifecycle(previous)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
         on_line = self.prober.saw_line if self.prober.pattern is not None else None
-        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line)
+        http_probe = self.prober if self.prober.needle is not None else None
+        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line, http_probe)
         self.last_control = (previous or {}).get("control_id")
         self._tell_parent(READY)
         self._stop_leftovers(previous)
