@@ -19,7 +19,7 @@ import bottle
 
 from lib import errors
 from lib.api import middleware, openapi
-from lib.core import params, timefmt, vocabulary
+from lib.core import params, presets, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.logs import query as logquery
 from lib.logs import reader as logread
@@ -224,6 +224,11 @@ def make_app(supervisor, settings):
     def openapi_document():
         query_params(())
         return openapi.document(settings.version)
+
+    @app.get("/presets")
+    def list_presets():
+        query_params(())
+        return {"presets": presets.describe()}
 
     @app.post("/models")
     def deploy():

@@ -5,7 +5,7 @@ route cannot exist undocumented. Standard library only.
 """
 
 from lib import errors
-from lib.core import spec, vocabulary
+from lib.core import presets, spec, vocabulary
 from lib.logs import levels, query
 
 _ERROR_STATUSES = {
@@ -110,6 +110,13 @@ def _schemas():
                 }
             ),
             "labels": _string_map(),
+            "preset": _nullable(
+                {
+                    "type": "string",
+                    "enum": list(presets.NAMES),
+                    "description": "fills defaults the spec does not set (GET /presets)",
+                }
+            ),
         },
     }
     last_exit = {
@@ -361,6 +368,14 @@ def paths():
                 "Error",
                 (400,),
                 content={"application/json": {"schema": index}},
+            )
+        },
+        "/presets": {
+            "get": _operation(
+                "The presets of common model servers and the defaults each fills in",
+                "Error",
+                (400, 401),
+                content={"application/json": {"schema": {"type": "object"}}},
             )
         },
         "/openapi.json": {

@@ -59,6 +59,11 @@ def build_parser():
     deploy.add_argument("-f", "--file", help="a JSON spec file, or - for stdin")
     deploy.add_argument("--port", help="auto, or a port number")
     deploy.add_argument(
+        "--preset",
+        metavar="SERVER",
+        help="fill the server's defaults (probe, start period, port flag): GET /presets",
+    )
+    deploy.add_argument(
         "--env",
         action="append",
         default=[],

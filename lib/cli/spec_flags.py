@@ -27,6 +27,8 @@ def spec_from_args(args):
     spec = {"name": args.name, "command": args.command, "cwd": args.cwd or os.getcwd()}
     if args.port is not None:
         spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
+    if getattr(args, "preset", None):
+        spec["preset"] = args.preset
     if args.env:
         spec["env"] = _pairs(args.env, "--env")
     if args.label:

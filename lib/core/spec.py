@@ -11,7 +11,7 @@ import re
 import shlex
 import signal
 
-from lib.core import vocabulary
+from lib.core import presets, vocabulary
 from lib.errors import ValidationError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -43,6 +43,7 @@ TOP_LEVEL_FIELDS = (
     "stop",
     "logs",
     "labels",
+    "preset",
 )
 
 
@@ -50,6 +51,7 @@ def parse_spec(body, log_defaults=None):
     """Validate a deploy request body; return the normalized spec dict."""
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
+    body = presets.apply(body)  # a preset's defaults, where the body sets nothing
     _reject_unknown(body, TOP_LEVEL_FIELDS, "")
     log_defaults = log_defaults or {}
     spec = {
@@ -63,6 +65,7 @@ def parse_spec(body, log_defaults=None):
         "stop": _stop(body.get("stop")),
         "logs": _logs(body.get("logs"), log_defaults),
         "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN, MAX_LABELS, 256),
+        "preset": body.get("preset"),
     }
     if spec["port"] is None and _uses_port(spec["command"]):
         raise ValidationError("port", "the command uses {port} but no port is set")
