@@ -52,9 +52,10 @@ def test_gunicorn_binds_the_chosen_port_and_waits_for_its_worker():
     assert kept["command"] == ["gunicorn", "-b=0.0.0.0:80", "app:app"]
 
 
-def test_an_unknown_preset_is_a_validation_error_naming_the_field():
+@pytest.mark.parametrize("wrong", ["nope", {}, 3, ["vllm"]])
+def test_an_unknown_preset_is_a_validation_error_naming_the_field(wrong):
     with pytest.raises(ValidationError) as caught:
-        resolved({"preset": "nope", "command": ["x"]})
+        resolved({"preset": wrong, "command": ["x"]})
     assert caught.value.details["field"] == "preset"
 
 

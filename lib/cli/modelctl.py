@@ -203,12 +203,13 @@ def describe_error(error):
     text = "%s: %s" % (error.code, error.message)
     details = error.details if isinstance(error.details, dict) else {}
     lines = details.get("last_lines")
-    if details.get("status"):
+    not_ready = isinstance(error, (errors.DeploymentError, errors.WaitTimeoutError))
+    if not_ready and details.get("status"):
         text += "\n  status: %s, reason so far: %s" % (
             details["status"],
             details.get("cause") or details.get("reason") or details.get("status_reason"),
         )
-    if details.get("first_error"):
+    if not_ready and details.get("first_error"):
         text += "\n  first error:\n" + "\n".join("    " + line for line in details["first_error"])
     if lines:
         text += "\n  last lines:\n" + "\n".join("    " + line for line in lines[-20:])

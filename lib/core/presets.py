@@ -162,7 +162,7 @@ def apply(body):
     if not isinstance(body, dict) or body.get("preset") is None:
         return body
     name = body["preset"]
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValidationError("preset", "unknown preset %r (one of: %s)" % (name, ", ".join(NAMES)))
     preset = PRESETS[name]
     filled = dict(body)
