@@ -22,10 +22,9 @@ def wait_for(api, name, predicate, message, timeout=20):
 
 
 def probe_requests(api, name):
-    entries = api.get("/models/%s/logs?stream=stdout&grep=GET /health&limit=10000" % name).json[
-        "entries"
-    ]
-    return len(entries)
+    """The model's access lines for probes (stored tagged, hidden unless asked for)."""
+    url = "/models/%s/logs?stream=stdout&grep=GET /health&limit=10000&probes=include" % name
+    return len(api.get(url).json["entries"])
 
 
 def http_model(api, tag, name, control, health, restart=None, wait=""):
