@@ -22,10 +22,9 @@ def wait_for(api, name, predicate, message, timeout=20):
 
 
 def probe_requests(api, name):
-    entries = api.get("/models/%s/logs?stream=stdout&grep=GET /health&limit=10000" % name).json[
-        "entries"
-    ]
-    return len(entries)
+    """The model's access lines for probes (stored tagged, hidden unless asked for)."""
+    url = "/models/%s/logs?stream=stdout&grep=GET /health&limit=10000&probes=include" % name
+    return len(api.get(url).json["entries"])
 
 
 def http_model(api, tag, name, control, health, restart=None, wait=""):
@@ -262,3 +261,28 @@ def test_status_shows_why_a_model_is_not_serving(api, tag):
     assert failed["last_exit"]["reason"] == "import_error"
     assert "gave up after 1 restarts" in failed["reason"]
     assert "ImportError: cannot import name 'x'" in json.dumps(failed["last_exit"]["last_lines"])
+
+
+def test_probe_access_lines_are_tagged_hidden_by_default_and_never_dropped(api, tag):
+    from lib.monitor import probes
+
+    body = {
+        "name": "probed",
+        "command": model("http_model.py", "{port}", tag=tag),
+        "port": "auto",
+        "health": {"http": "/health", "interval": 0.2, "start_period": 10},
+    }
+    assert api.post_json("/models?wait=true&timeout=20", body).status_int == 201
+
+    def probe_lines():
+        entries = api.get("/models/probed/logs?tail=1000&probes=only").json["entries"]
+        return entries if len(entries) >= 3 else None
+
+    tagged = wait_until(probe_lines, timeout=15, message="three probe lines")
+    assert all(entry["probe"] and "/health" in entry["msg"] for entry in tagged)
+    assert probes.USER_AGENT.startswith("modeld-probe/")
+    hidden = api.get("/models/probed/logs?tail=1000").json["entries"]
+    assert not any(entry.get("probe") for entry in hidden)
+    everything = api.get("/models/probed/logs?tail=1000&probes=include").json["entries"]
+    assert len(everything) >= len(hidden) + len(tagged)
+    api.delete("/models/probed")

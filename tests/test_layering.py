@@ -47,11 +47,12 @@ ORDER = {
         "procfs",
         "system",
         "events",
+        "presets",
         "spec",
         "nvidia",
         "protocol",
     ],
-    "logs": ["levels", "store", "reader", "query", "merge"],
+    "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
         "common",
         "yamltext",

@@ -2,7 +2,8 @@
 
 import pytest
 
-from lib.logs.levels import LevelTracker, detect
+from lib.logs.levels import detect
+from lib.logs.records import LevelTracker
 
 SAMPLES = [
     # Python logging, default format and common ones

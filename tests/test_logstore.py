@@ -496,3 +496,32 @@ def test_writing_across_many_rotations_keeps_every_line_in_order(tmp_path):
     assert [entry.msg for entry in page.entries] == msgs
     sizes = [os.path.getsize(path) for _, path in logstore.rotated_segments(str(tmp_path))]
     assert len(sizes) > 10 and max(sizes) <= 300
+
+
+def test_the_probe_flag_extends_the_format_and_old_lines_still_read():
+    old = logstore.parse_line(b"12 1764072000123456 oi. hello")
+    assert old.msg == b"hello" and old.probe is False and old.partial is False
+    lines = logstore.encode_entries(
+        13, 5, "o", [b"i", b"i"], [b'"GET /health HTTP/1.1" 200', b"x"], None, [True, False]
+    )
+    assert lines[0] == b'13 5 oi.p "GET /health HTTP/1.1" 200\n'
+    assert lines[1] == b"14 5 oi. x\n"
+    tagged = logstore.parse_line(lines[0][:-1])
+    assert tagged.probe is True and tagged.msg == b'"GET /health HTTP/1.1" 200'
+    assert logstore.parse_line(b"15 5 oi+zq unknown flags are ignored").probe is False
+
+
+def test_a_probe_line_is_matched_once_by_path_and_time():
+    import selectors
+
+    from lib.monitor import probes
+
+    health = {"http": "/health", "interval": 1, "timeout": 1, "start_period": 0, "retries": 1}
+    prober = probes.Prober(health, 1, selectors.DefaultSelector(), lambda *a: None)
+    prober.sent.append(100.0)
+    assert prober.expecting_access_line(100.5)
+    assert not prober.caused_by_probe(b'"GET /healthz HTTP/1.1" 200', 100.5)
+    assert prober.caused_by_probe(b'INFO: 127.0.0.1 - "GET /health HTTP/1.1" 200 OK', 100.5)
+    assert not prober.caused_by_probe(b'INFO: 127.0.0.1 - "GET /health HTTP/1.1" 200 OK', 100.6)
+    prober.sent.append(100.0)
+    assert not prober.expecting_access_line(110.0)

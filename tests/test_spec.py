@@ -124,10 +124,12 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 @pytest.mark.parametrize(
     "name, probe",
     [
-        ("vllm.json", "/health"),
+        ("vllm.json", "/v1/models"),
         ("llama-server.json", "/health"),
-        ("mlflow.json", "/health"),
+        ("mlflow.json", "/ping"),
         ("bentoml.json", "/readyz"),
+        ("tgi.json", "/health"),
+        ("gunicorn.json", None),
         ("generic-script.json", None),
         ("tiny-model.json", "/health"),
     ],

@@ -20,7 +20,7 @@ import bottle
 
 from lib import errors
 from lib.api import metrics, middleware, observe, openapi
-from lib.core import params, timefmt, vocabulary
+from lib.core import params, presets, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.export import targets as export_targets
 from lib.logs import query as logquery
@@ -262,6 +262,11 @@ def make_app(supervisor, settings):
     def openapi_document():
         query_params(())
         return openapi.document(settings.version)
+
+    @app.get("/presets")
+    def list_presets():
+        query_params(())
+        return {"presets": presets.describe()}
 
     @app.post("/models")
     def deploy():

@@ -5,7 +5,7 @@ route cannot exist undocumented. Standard library only.
 """
 
 from lib import errors
-from lib.core import params, spec, vocabulary
+from lib.core import params, presets, spec, vocabulary
 from lib.export import targets as export_targets
 from lib.logs import levels, query
 
@@ -163,6 +163,13 @@ def _schemas():
                     },
                 }
             ),
+            "preset": _nullable(
+                {
+                    "type": "string",
+                    "enum": list(presets.NAMES),
+                    "description": "fills defaults the spec does not set (GET /presets)",
+                }
+            ),
         },
     }
     last_exit = {
@@ -173,6 +180,9 @@ def _schemas():
             "signal": _nullable({"type": "string"}),
             "at": _nullable({"type": "string", "format": "date-time"}),
             "reason": _nullable({"type": "string"}),
+            "cause": _nullable({"type": "string", "description": "the reason the output gives"}),
+            "oom_killer": _nullable({"type": "boolean"}),
+            "first_error": {"type": "array", "items": {"type": "string"}},
             "last_lines": {"type": "array", "items": {"type": "string"}},
         },
     }
@@ -279,6 +289,10 @@ def _schemas():
             "msg": {"type": "string"},
             "partial": {"type": "boolean", "description": "a piece of a line over 16 KiB"},
             "model": {"type": "string", "description": "GET /logs only: whose entry it is"},
+            "probe": {
+                "type": "boolean",
+                "description": "the model's access-log line for a health probe of modeld",
+            },
         },
     }
     event = {
@@ -459,6 +473,11 @@ def _log_parameters():
         _param("cursor", "next_cursor of the previous page"),
         _param("follow", "stream new entries as they are written", _BOOL),
         _param("format", "json (default) or text", {"type": "string", "enum": ["json", "text"]}),
+        _param(
+            "probes",
+            "lines a health probe of modeld caused: exclude (default), include, only",
+            {"type": "string", "enum": list(query.PROBE_CHOICES)},
+        ),
     ]
 
 
@@ -559,6 +578,14 @@ def paths():
                 "Error",
                 (400,),
                 content={"application/json": {"schema": index}},
+            )
+        },
+        "/presets": {
+            "get": _operation(
+                "The presets of common model servers and the defaults each fills in",
+                "Error",
+                (400, 401),
+                content={"application/json": {"schema": {"type": "object"}}},
             )
         },
         "/openapi.json": {

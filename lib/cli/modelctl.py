@@ -75,6 +75,11 @@ def build_parser():
     deploy.add_argument("-f", "--file", help="a JSON spec file, or - for stdin")
     deploy.add_argument("--port", help="auto, or a port number")
     deploy.add_argument(
+        "--preset",
+        metavar="SERVER",
+        help="fill the server's defaults (probe, start period, port flag): GET /presets",
+    )
+    deploy.add_argument(
         "--env",
         action="append",
         default=[],
@@ -144,6 +149,9 @@ def build_parser():
     logs.add_argument("--level", help="minimum level (warning) or a range (info..error)")
     logs.add_argument("--stream", help="stdout, stderr, modeld, both or all")
     logs.add_argument("--grep", help="substring (ignores case when all lower-case)")
+    logs.add_argument(
+        "--probes", action="store_true", help="also show the lines health probes caused"
+    )
 
     events = verbs.add_parser(
         "events", parents=[json_flag], help="state changes of one model or all"
@@ -227,7 +235,16 @@ def describe_error(error):
     if isinstance(error, errors.DaemonUnreachableError):
         return error.message
     text = "%s: %s" % (error.code, error.message)
-    lines = error.details.get("last_lines") if isinstance(error.details, dict) else None
+    details = error.details if isinstance(error.details, dict) else {}
+    lines = details.get("last_lines")
+    not_ready = isinstance(error, (errors.DeploymentError, errors.WaitTimeoutError))
+    if not_ready and details.get("status"):
+        text += "\n  status: %s, reason so far: %s" % (
+            details["status"],
+            details.get("cause") or details.get("reason") or details.get("status_reason"),
+        )
+    if not_ready and details.get("first_error"):
+        text += "\n  first error:\n" + "\n".join("    " + line for line in details["first_error"])
     if lines:
         text += "\n  last lines:\n" + "\n".join("    " + line for line in lines[-20:])
     return text
@@ -458,6 +475,7 @@ def cmd_logs(client, args, out):
         "level": args.level,
         "stream": args.stream,
         "grep": args.grep,
+        "probes": "include" if args.probes else None,
     }
     params = {key: value for key, value in params.items() if value is not None}
     tail = args.tail

@@ -62,6 +62,11 @@ def exit_lines(model):
     lines = [
         "last exit: %s, reason %s, at %s" % (how, last_exit.get("reason"), last_exit.get("at"))
     ]
+    if last_exit.get("cause"):
+        lines.append("  cause found in the output: %s" % last_exit["cause"])
+    if last_exit.get("oom_killer"):
+        lines.append("  the kernel's OOM killer killed it")
+    lines += ["  ! %s" % line for line in last_exit.get("first_error") or []]
     return lines + ["  | %s" % line for line in last_exit.get("last_lines") or []]
 
 

@@ -46,6 +46,8 @@ def _apply_flags(spec, args):
         spec["cwd"] = args.cwd
     if args.port is not None:
         spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
+    if getattr(args, "preset", None):
+        spec["preset"] = args.preset
     for key, items, flag in (("env", args.env, "--env"), ("labels", args.label, "--label")):
         if items:
             spec[key] = dict(_section(spec, key), **_pairs(items, flag))

@@ -90,6 +90,7 @@ TOP_LEVEL_FIELDS = (
     "logs",
     "labels",
     "gpus",
+    "preset",
 )
 
 
@@ -97,6 +98,9 @@ def parse_spec(body, log_defaults=None):
     """Validate a deploy request body; return the normalized spec dict."""
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
+    from lib.core import presets  # here: the monitor imports this module, never parses a spec
+
+    body = presets.apply(body)  # a preset's defaults, where the body sets nothing
     _reject_unknown(body, TOP_LEVEL_FIELDS, "")
     log_defaults = log_defaults or {}
     spec = {
@@ -111,6 +115,7 @@ def parse_spec(body, log_defaults=None):
         "logs": _logs(body.get("logs"), log_defaults),
         "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN),
         "gpus": _gpus(body.get("gpus")),
+        "preset": body.get("preset"),
     }
     _check_gpu_env(spec)
     if spec["port"] is None and _uses_port(spec["command"]):

@@ -1,12 +1,14 @@
 """The status payload of ``GET /models/{name}``: pure assembly from what the daemon knows.
 
 Inputs are the deployment (desired state), the monitor's state file, whether
-its monitor lives, and the sampled metrics; nothing here touches the machine.
+its monitor lives, and the sampled metrics; nothing here touches the machine, except
+``wait_timeout_error``, which reads the model's log back (bounded) for the reason so far.
 """
 
 from lib import errors
 from lib.core import protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
+from lib.logs import diagnosis, reader
 
 
 def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
@@ -77,6 +79,9 @@ def _exit(last_exit):
         "signal": last_exit.get("signal"),
         "at": timefmt.format_us(last_exit.get("at")),
         "reason": last_exit.get("reason"),
+        "cause": last_exit.get("cause"),
+        "oom_killer": last_exit.get("oom_killer"),
+        "first_error": last_exit.get("first_error") or [],
         "last_lines": last_exit.get("last_lines") or [],
     }
 
@@ -109,5 +114,33 @@ def deployment_error(current):
         exit_code=last_exit.get("code"),
         signal=last_exit.get("signal"),
         reason=last_exit.get("reason") or current["status"],
+        cause=last_exit.get("cause"),
+        first_error=last_exit.get("first_error") or [],
         last_lines=last_exit.get("last_lines") or [],
+    )
+
+
+def wait_timeout_error(current, timeout, log_directory):
+    """The ``WaitTimeoutError`` for a model still not ready: its status, the reason its
+    output gives so far (a server restarting a failing worker never exits), its last lines."""
+    started = timefmt.parse_rfc3339(current["started_at"]) if current.get("started_at") else 0
+    log = reader.LogReader(log_directory)
+    first_seq = log.seq_at_ts(started) or log.next_seq()
+    entries = diagnosis.read_run(log_directory, first_seq)
+    found, _ = diagnosis.text_reason(entries)
+    return errors.WaitTimeoutError(
+        "model %r is still %s after %gs%s"
+        % (
+            current["name"],
+            current["status"],
+            timeout,
+            " (its output says: %s)" % found.replace("_", " ") if found else "",
+        ),
+        name=current["name"],
+        status=current["status"],
+        health=current["health"],
+        reason=found,
+        status_reason=current.get("reason"),
+        first_error=diagnosis.first_error(entries),
+        last_lines=diagnosis.last_lines(entries),
     )

@@ -519,12 +519,7 @@ class Supervisor:
             ):
                 raise status.deployment_error(current)
             if self.system.monotonic() >= deadline:
-                raise errors.WaitTimeoutError(
-                    "model %r is still %s after %gs" % (name, current["status"], timeout),
-                    name=name,
-                    status=current["status"],
-                    health=current["health"],
-                )
+                raise status.wait_timeout_error(current, timeout, self.home.model(name).logs)
             if self.stopping.wait(POLL * 5):
                 raise errors.UnavailableError("modeld is shutting down")
 

@@ -6,7 +6,8 @@ or a range ``info..error``), ``stream`` (``stdout``, ``stderr``, ``modeld``,
 ``both`` = stdout and stderr; default all), ``grep`` (substring; ignores case
 when the pattern is all lower-case), ``tail`` (the last N entries of the
 window), ``limit`` (page size), ``cursor`` (from ``next_cursor``),
-``follow=true``, ``format=json|text``.
+``follow=true``, ``format=json|text``, ``probes`` (``exclude``, the default: lines a
+health probe of modeld caused are hidden; ``include``; ``only``).
 
 A cursor is a position (a seq) in one generation of the log, so pages never
 overlap or leave gaps, whatever rotates in between; a purge starts a new
@@ -46,7 +47,9 @@ PARAMETERS = (
     "cursor",
     "follow",
     "format",
+    "probes",
 )
+PROBE_CHOICES = ("exclude", "include", "only")
 STREAM_CHOICES = {
     "stdout": {"o"},
     "stderr": {"e"},
@@ -57,7 +60,7 @@ STREAM_CHOICES = {
 
 LogQuery = collections.namedtuple(
     "LogQuery",
-    "since until min_rank max_rank streams grep ignore_case tail limit cursor follow format",
+    "since until min_rank max_rank streams grep ignore_case tail limit cursor follow format probes",
 )
 Page = collections.namedtuple("Page", "entries next_seq has_more skipped")
 
@@ -95,6 +98,7 @@ def parse_log_query(params, now_us):
         cursor=decode_cursor(params["cursor"]) if params.get("cursor") else None,
         follow=params_.boolean(params, "follow"),
         format=params_.choice(params, "format", ("json", "text"), "json"),
+        probes=params_.choice(params, "probes", PROBE_CHOICES, "exclude"),
     )
 
 
@@ -155,9 +159,12 @@ def matcher(query):
     low, high, streams, grep = query.min_rank, query.max_rank, query.streams, query.grep
     all_levels = low == 0 and high == len(levels.LEVELS) - 1
     text_grep = grep.decode("utf-8") if grep is not None and not grep.isascii() else None
+    probes = query.probes
 
     def matches(entry):
         if entry.stream not in streams:
+            return False
+        if entry.probe and probes == "exclude" or not entry.probe and probes == "only":
             return False
         if not all_levels and not low <= _RANK_OF_CODE.get(entry.level, 1) <= high:
             return False
@@ -181,6 +188,8 @@ def entry_dict(entry):
     }
     if entry.partial:
         shown["partial"] = True
+    if entry.probe:
+        shown["probe"] = True
     return shown
 
 

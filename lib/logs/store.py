@@ -15,6 +15,14 @@ holds a newline: lines are split on it)::
 continues across monitor restarts; ``part`` is ``+`` for every piece of a split
 line but the last, ``.`` otherwise. Messages are stored as the model wrote them
 (bytes); readers decode them as UTF-8, replacing what is not.
+
+Optional flag letters may follow ``part`` (issue 11); today one: ``p``, a line that
+a health probe of modeld caused (the model's access-log line for it)::
+
+    13 1764072000223456 oi.p INFO:     127.0.0.1:50104 - "GET /health HTTP/1.1" 200 OK
+
+A line without flags (every line written before the change) reads as before, with
+``probe`` false; readers ignore flag letters they do not know.
 """
 
 import collections
@@ -32,22 +40,31 @@ MAX_LINE_BYTES = 16 * 1024
 STREAM_CODES = {"stdout": "o", "stderr": "e", "modeld": "m"}
 STREAM_NAMES = {code: name for name, code in STREAM_CODES.items()}
 
-Entry = collections.namedtuple("Entry", "seq ts stream level partial msg")
+Entry = collections.namedtuple("Entry", "seq ts stream level partial msg probe", defaults=(False,))
+PROBE_FLAG = b"p"
 
 
 def segment_name(first_seq):
     return "%020d.log" % first_seq
 
 
-def encode_entries(first_seq, ts, stream_code, level_codes, msgs, partials=None):
+def encode_entries(first_seq, ts, stream_code, level_codes, msgs, partials=None, probes=None):
     """Stored lines (bytes, newlines included) for consecutive entries of one stream.
 
     ``level_codes`` are one-byte ``bytes`` (as ``lib.logs.levels`` detects them). The one
     encoder of the format above. It is also the capture's hot path, hence one
-    ``%`` per line and no per-line branch when no line was split (``partials`` None).
+    ``%`` per line and no per-line branch when no line was split (``partials`` None)
+    and no line was caused by a probe (``probes`` None).
     """
     middle = b" %d %s" % (ts, stream_code.encode())
     seqs = range(first_seq, first_seq + len(msgs))
+    if probes is not None:
+        partials = partials or [False] * len(msgs)
+        return [
+            b"%d%s%s%s%s %s\n"
+            % (seq, middle, level, b"+" if cut else b".", PROBE_FLAG if probe else b"", msg)
+            for seq, level, cut, probe, msg in zip(seqs, level_codes, partials, probes, msgs)
+        ]
     if partials is None:
         return [
             b"%d%s%s. %s\n" % (seq, middle, level, msg)
@@ -78,14 +95,15 @@ def parse_header(raw):
 def parse_line(raw):
     """An ``Entry`` from a stored line (without its newline), or ``None`` if malformed."""
     parts = raw.split(b" ", 3)
-    if len(parts) != 4 or len(parts[2]) != 3:
+    if len(parts) != 4 or len(parts[2]) < 3:
         return None
     try:
         seq, ts = int(parts[0]), int(parts[1])
     except ValueError:
         return None
     flags = parts[2].decode("ascii", "replace")
-    return Entry(seq, ts, flags[0], flags[1], flags[2] == "+", parts[3])
+    probe = len(flags) > 3 and "p" in flags[3:]
+    return Entry(seq, ts, flags[0], flags[1], flags[2] == "+", parts[3], probe)
 
 
 class LineSplitter:
@@ -292,13 +310,13 @@ class LogWriter:
         else:
             self.first_seq = self.seq + 1
 
-    def append_batch(self, stream_code, level_codes, msgs, partials=None):
+    def append_batch(self, stream_code, level_codes, msgs, partials=None, probes=None):
         """Write lines of one stream: the hot path (one format per line, one write)."""
         if not msgs or self._still_dropping(len(msgs)):
             return
         ts = max(self.ts, self.clock())
         first = self.seq + 1
-        lines = encode_entries(first, ts, stream_code, level_codes, msgs, partials)
+        lines = encode_entries(first, ts, stream_code, level_codes, msgs, partials, probes)
         try:
             self._write_lines(lines, first)
         except OSError as error:

@@ -13,7 +13,7 @@ import fcntl
 import os
 import selectors
 
-from lib.logs import levels, store
+from lib.logs import levels, records, store
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
@@ -31,7 +31,7 @@ class Stream:
         self.pipe = pipe
         self.fd = pipe.fileno()
         self.splitter = store.LineSplitter()
-        self.tracker = levels.LevelTracker()
+        self.tracker = records.LevelTracker()
         self.continuing_level = None  # the level of a long line being split
         os.set_blocking(self.fd, False)
         try:
@@ -44,13 +44,15 @@ class Capture:
     """Pumps one run's pipes into ``writer``; keeps its last lines for forensics.
 
     ``on_line(msg, now)``, if given, sees every line (the log health probe).
+    ``prober``, if given (an HTTP probe), tells which lines its probes caused.
     """
 
-    def __init__(self, writer, selector, clock, on_line=None):
+    def __init__(self, writer, selector, clock, on_line=None, prober=None):
         self.writer = writer
         self.selector = selector
         self.clock = clock
         self.on_line = on_line
+        self.prober = prober
         self.streams = {}
         self.last_lines = collections.deque(maxlen=LAST_LINES)
 
@@ -101,11 +103,19 @@ class Capture:
             codes = stream.tracker.codes_of(lines)
         else:
             codes = self._codes_with_parts(stream, lines, partials or [False] * len(lines))
-        self.writer.append_batch(stream.code, codes, lines, partials)
+        probes = None
+        if self.prober is not None and self.prober.expecting_access_line(now):
+            flags = [self.prober.caused_by_probe(msg, now) for msg in lines]
+            probes = flags if any(flags) else None
+        self.writer.append_batch(stream.code, codes, lines, partials, probes)
         if self.on_line is not None:
             for msg in lines:
                 self.on_line(msg, now)
-        for msg in lines[-LAST_LINES:]:
+        if probes is None:
+            shown = lines[-LAST_LINES:]
+        else:
+            shown = [msg for msg, probe in zip(lines, probes) if not probe][-LAST_LINES:]
+        for msg in shown:
             self.last_lines.append(msg.decode("utf-8", "replace"))
 
     def _codes_with_parts(self, stream, lines, partials):

@@ -34,7 +34,7 @@ import sys
 from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
-from lib.logs import store
+from lib.logs import diagnosis, store
 from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree
 from lib.monitor import diagnostics as log
 
@@ -120,6 +120,8 @@ class Monitor:
         self.selector = selectors.DefaultSelector()
         self.lock = None
         self.popen = None
+        self.run_first_seq = 1
+        self.oom_kills_before = None
         self.pid_starttime = None
         self.killing = False
         self.recorded_processes = []
@@ -178,7 +180,8 @@ class Monitor:
         self.life = lifecycle.Lifecycle.resuming(self.spec, decision)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
         on_line = self.prober.saw_line if self.prober.pattern is not None else None
-        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line)
+        http_probe = self.prober if self.prober.needle is not None else None
+        self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line, http_probe)
         self.last_control = previous.control_id if previous else None
         self._tell_parent(protocol.READY)
         self._stop_leftovers(previous)
@@ -311,6 +314,8 @@ class Monitor:
             self._perform(actions)
             return
         self.capture.attach(self.popen)
+        self.run_first_seq = self.writer.seq + 1  # the run's output, read back on exit
+        self.oom_kills_before = forensics.cgroup_oom_kills()
         self.pid_starttime = self.system.start_time(self.popen.pid)
         self.life.spawned(self.popen.pid, now)
         self.prober.start(now)
@@ -340,20 +345,48 @@ class Monitor:
             code = os.WEXITSTATUS(status)
         self.capture.drain(final=False)
         requested = self.life.stop_kind in (vocabulary.STOP_REQUESTED, vocabulary.STOP_FOR_RESTART)
-        reason = forensics.classify_exit(
-            code, signal_name, list(self.capture.last_lines), requested
-        )
+        was_ready = self.life.status == vocabulary.RUNNING
+        entries = diagnosis.read_run(self.paths.logs, self.run_first_seq)
+        oom = None
+        if signal_name == "SIGKILL" and not requested:
+            oom = forensics.oom_killed([self.popen.pid], self.oom_kills_before)
+        found = forensics.classify_exit(code, signal_name, entries, requested, was_ready, oom)
         self.prober.cancel()
-        if reason == vocabulary.REASON_CUDA_OUT_OF_MEMORY:
+        if found.reason == vocabulary.REASON_CUDA_OUT_OF_MEMORY:
             for holder in self.gpu.oom_holders():
                 self._note("error", "CUDA out of memory; GPU memory held by: %s" % holder)
         leftovers = self._processes_left()
-        text = lifecycle.describe_exit({"code": code, "signal": signal_name, "reason": reason})
+        shown = {"code": code, "signal": signal_name, "reason": found.reason}
+        text = lifecycle.describe_exit(shown)
+        if found.oom_killer:
+            text += ": the kernel's OOM killer killed it"
         level = "info" if requested or code == 0 else "error"
         self._note(level, "pid %d %s" % (self.popen.pid, text))
-        actions = self.life.exited(code, signal_name, reason, now, leftovers)
-        self._stamp_exit()
+        actions = self.life.exited(code, signal_name, found.reason, now, leftovers)
+        self._explain_exit(found, entries)
         return actions
+
+    def _explain_exit(self, found, entries):
+        """``last_exit`` gets the output's evidence: first error, cause, last lines."""
+        last_exit = self.life.last_exit
+        cause = found.cause
+        if last_exit["reason"] in vocabulary.PROBE_FAILURES:
+            cause = last_exit.get("cause") or forensics.probe_failure_cause(entries)[0]
+        last_exit["first_error"] = found.first_error
+        last_exit["last_lines"] = diagnosis.last_lines(entries)
+        if cause is not None:
+            last_exit["cause"] = cause
+        if found.oom_killer is not None:
+            last_exit["oom_killer"] = found.oom_killer
+
+    def _explain_probe_failure(self):
+        """A health timeout or an unhealthy model: what the output says so far."""
+        entries = diagnosis.read_run(self.paths.logs, self.run_first_seq)
+        cause, first_error = forensics.probe_failure_cause(entries)
+        self.life.last_exit["first_error"] = first_error
+        self.life.last_exit["last_lines"] = diagnosis.last_lines(entries)
+        if cause is not None:
+            self.life.last_exit["cause"] = cause
 
     def _stamp_exit(self):
         """Keep the lines that preceded an exit with it (the next run clears the buffer)."""
@@ -423,6 +456,10 @@ class Monitor:
         now = self.clock()
         before = self.life.health
         actions = self.life.probe_result(ok, now, detail)
+        if self.life.stop_kind == vocabulary.STOP_UNHEALTHY and "first_error" not in (
+            self.life.last_exit or {}
+        ):
+            self._explain_probe_failure()
         if self.life.health != before:
             self.dirty = True
             self._note(

@@ -4,18 +4,29 @@ The monitor stays single-threaded (it forks the model with a ``preexec_fn``,
 which is only safe without threads), so an HTTP or TCP probe is a small
 non-blocking state machine on the monitor's selector: connect, send, read the
 status line, decide. A log probe watches the captured lines for a pattern.
+
+An HTTP probe says who it is (``User-Agent: modeld-probe/VERSION``) and is
+remembered for a few seconds, so the capture can tag the model's access-log line
+for it (``caused_by_probe``): stored with the probe flag, hidden from queries by
+default, never dropped.
 """
 
+import collections
 import errno
 import re
 import selectors
 import socket
 
+from lib import __version__
 from lib.core import spec as specs
 from lib.core import vocabulary
 
 PROBE_HOST = "127.0.0.1"
 FIRST_PROBE_AFTER = 0.2
+USER_AGENT = "modeld-probe/%s" % __version__
+# A server logs a request's access line after answering it: within this long after the
+# probe's answer (or its timeout), a matching line is the probe's.
+ACCESS_LINE_WINDOW = 3.0
 
 
 class Prober:
@@ -32,6 +43,9 @@ class Prober:
         self.next_at = None
         self.attempt = None
         self.log_seen = False
+        # When the HTTP probes not yet matched to an access-log line were sent.
+        self.sent = collections.deque(maxlen=8)
+        self.needle = ("GET %s" % health["http"]).encode() if self.kind == "http" else None
 
     def start(self, now):
         """A new run of the model: probe soon, forget the last run's log match."""
@@ -56,6 +70,26 @@ class Prober:
         if self.pattern is not None and not self.log_seen and self.pattern.search(msg):
             self.log_seen = True
             self.next_at = now  # report it without waiting for the interval
+
+    def expecting_access_line(self, now):
+        """True while a probe sent lately has not yet been matched to its access-log line."""
+        while self.sent and now - self.sent[0] > self.health["timeout"] + ACCESS_LINE_WINDOW:
+            self.sent.popleft()
+        return bool(self.sent)
+
+    def caused_by_probe(self, line, now):
+        """Is ``line`` the access-log line of a probe just sent (its path, in time)? One line
+        per probe: a user's request to the same path a second later is not hidden."""
+        if not self.sent:
+            return False
+        start = line.find(self.needle)
+        if start < 0:
+            return False
+        after = line[start + len(self.needle) : start + len(self.needle) + 1]
+        if after not in (b" ", b"?", b'"', b""):
+            return False  # "/health" must not match "/healthz"
+        self.sent.popleft()
+        return True
 
     def tick(self, now):
         attempt = self.attempt
@@ -120,11 +154,15 @@ class _Attempt:
             if prober.kind == vocabulary.PROBE_TCP:
                 prober.attempt_done(self, True, None, now)
                 return
-            request = (
-                "GET %s HTTP/1.0\r\nHost: %s:%d\r\nUser-Agent: modeld-probe\r\n"
-                "Connection: close\r\n\r\n" % (prober.health["http"], PROBE_HOST, prober.port)
+            request = "GET %s HTTP/1.0\r\nHost: %s:%d\r\nUser-Agent: %s\r\n" % (
+                prober.health["http"],
+                PROBE_HOST,
+                prober.port,
+                USER_AGENT,
             )
+            request += "Connection: close\r\n\r\n"
             self.sock.sendall(request.encode())
+            prober.sent.append(now)
             prober.selector.modify(self.sock, selectors.EVENT_READ, self._on_event)
             self.state = "reading"
             return

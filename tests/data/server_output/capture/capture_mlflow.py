@@ -129,4 +129,4 @@ r = Run(
     scenario="crash_uvicorn_not_on_path",
 )
 r.wait_exit(60, on_timeout=signal.SIGTERM)
-r.dump("crash_mlflow_uvicorn_not_on_path", {"expected_reason": "command_not_found"})
+r.dump("crash_mlflow_uvicorn_not_on_path", {"expected_reason": "executable_not_found"})
