@@ -20,7 +20,7 @@ An assignment is a list of ``{"index", "uuid", "name"}``, persisted with the dep
 import collections
 
 from lib import errors
-from lib.core import timefmt, vocabulary
+from lib.core import nvidia, timefmt, vocabulary
 
 Attribution = collections.namedtuple("Attribution", "owners invisible")
 
@@ -218,26 +218,20 @@ def inventory_view(snapshot, assignments, attribution, commands=None):
     for gpu in snapshot.gpus:
         holders = [app for app in snapshot.apps if app.gpu_uuid == gpu.uuid]
         devices.append(
-            {
-                "index": gpu.index,
-                "uuid": gpu.uuid,
-                "name": gpu.name,
-                "memory_total_bytes": gpu.memory_total_bytes,
-                "memory_used_bytes": gpu.memory_used_bytes,
-                "memory_free_bytes": gpu.memory_free_bytes,
-                "utilization_percent": gpu.utilization_percent,
-                "models": sorted(
+            dict(
+                nvidia.gpu_dict(gpu),
+                models=sorted(
                     name
                     for name, entries in assignments.items()
                     if any(entry["uuid"] == gpu.uuid for entry in entries or ())
                 ),
-                "processes": [_process(app, attribution, commands) for app in holders],
-                "foreign_processes": [
+                processes=[_process(app, attribution, commands) for app in holders],
+                foreign_processes=[
                     _process(app, attribution, commands)
                     for app in holders
                     if app.pid not in attribution.owners
                 ],
-            }
+            )
         )
     sampled_at = timefmt.format_us(int(snapshot.taken_at * 1_000_000))
     return {"gpus": devices, "sampled_at": sampled_at, "error": snapshot.error}
