@@ -213,6 +213,7 @@ def _schemas():
             "reason": _nullable({"type": "string"}),
             "cause": _nullable({"type": "string", "description": "the reason the output gives"}),
             "oom_killer": _nullable({"type": "boolean"}),
+            "limit": {"type": "object", "description": "oom_killed: the limit that was hit"},
             "first_error": {"type": "array", "items": {"type": "string"}},
             "last_lines": {"type": "array", "items": {"type": "string"}},
         },
