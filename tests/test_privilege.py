@@ -10,8 +10,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import MODELS, TOKEN, assert_error, model, wait_until
 
+from conftest import MODELS, TOKEN, assert_error, model, wait_until
 from lib.api import scopes
 from lib.core import allowexec, cgroups, identity, paths, tokens, vocabulary
 from lib.errors import ExecNotAllowedError, ValidationError

@@ -90,7 +90,7 @@ def create_named(path, name, scope, scopes, now):
     """Add a token; returns ``(entry, token)``: the token is shown this once."""
     import secrets
 
-    if not TOKEN_NAME.fullmatch(name or "") or name == ADMIN_TOKEN_NAME:
+    if not isinstance(name, str) or not TOKEN_NAME.fullmatch(name) or name == ADMIN_TOKEN_NAME:
         raise TokenError(
             "name",
             "a token name is 1-63 characters of a-z, 0-9, '.', '_' or '-' (and not %r)"
