@@ -13,11 +13,8 @@ checks again before every spawn with the same list, handed down in
 ``$MODELD_ALLOW_EXEC``. Without a pattern everything passes (the list is off).
 """
 
-import fnmatch
-import glob
 import json
 import os
-import shutil
 
 from lib.errors import ExecNotAllowedError
 
@@ -30,6 +27,8 @@ class AllowList:
     def __init__(self, patterns=(), pinned=None):
         self.patterns = [os.path.normpath(pattern) for pattern in patterns]
         if pinned is None:
+            import glob
+
             pinned = {os.path.realpath(path) for p in self.patterns for path in glob.glob(p)}
         self.pinned = set(pinned)
 
@@ -85,12 +84,16 @@ def resolve(program, environ, cwd):
     (``None`` when not found)."""
     if "/" in program:
         return os.path.normpath(os.path.join(cwd or "/", program))
+    import shutil  # here: it pulls in bz2 and lzma, and only an allow-list needs it
+
     found = shutil.which(program, path=environ.get("PATH", os.defpath))
     return os.path.normpath(os.path.abspath(found)) if found else None
 
 
 def _glob_match(pattern, path):
     """A shell glob on a path: ``*``, ``?`` and ``[...]`` match within one component."""
+    import fnmatch
+
     pattern_parts, path_parts = pattern.split("/"), path.split("/")
     if len(pattern_parts) != len(path_parts):
         return False

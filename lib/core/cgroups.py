@@ -22,7 +22,6 @@ every process in it (the stop uses it), ``oom_kills`` reads the OOM counter, ``r
 deletes it once empty. Reads never raise; writes raise ``OSError`` to the caller.
 """
 
-import hashlib
 import json
 import os
 
@@ -76,6 +75,8 @@ def from_environ(environ):
 
 def detect(home_root, mountinfo="/proc/self/mountinfo", proc_cgroup="/proc/self/cgroup"):
     """``(host, reason)``: a ``CgroupHost`` with at least one controller, or ``None`` and why."""
+    import hashlib  # here: it maps libcrypto, and only the daemon detects
+
     mounts = _mounts(_read(mountinfo) or "")
     membership = _membership(_read(proc_cgroup) or "")
     suffix = "modeld-" + hashlib.sha256(home_root.encode()).hexdigest()[:8]

@@ -19,19 +19,14 @@ What each mechanism can express:
   always (a cgroup has no such knob).
 """
 
-import resource
-
 from lib.core import vocabulary
 from lib.errors import ValidationError
 
 FIELDS = ("memory_bytes", "tasks", "open_files", "core_bytes", "cpu")
 # The cgroup controller each limit needs.
 CONTROLLERS = {"memory_bytes": "memory", "tasks": "pids", "cpu": "cpu"}
-RLIMITS = {
-    "open_files": resource.RLIMIT_NOFILE,
-    "core_bytes": resource.RLIMIT_CORE,
-    "tasks": resource.RLIMIT_NPROC,
-}
+# Names of the ``resource`` constants (the module loads only where a limit is applied).
+RLIMITS = {"open_files": "RLIMIT_NOFILE", "core_bytes": "RLIMIT_CORE", "tasks": "RLIMIT_NPROC"}
 _WHY_NOT = {
     "memory_bytes": "rlimits cannot express it (RLIMIT_AS would break CUDA)",
     "cpu": "rlimits cannot express it",
@@ -85,5 +80,7 @@ def rlimit_values(limits, decided):
 
 def apply_rlimits(pairs):
     """In the model's child, before privileges are dropped: set each rlimit."""
-    for number, value in pairs:
-        resource.setrlimit(number, (value, value))
+    import resource
+
+    for name, value in pairs:
+        resource.setrlimit(getattr(resource, name), (value, value))
