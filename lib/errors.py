@@ -63,6 +63,20 @@ class UnauthorizedError(ModeldError):
     headers = {"WWW-Authenticate": 'Bearer realm="modeld"'}
 
 
+class ForbiddenError(ModeldError):
+    """The token is valid but its scope does not allow this; ``details["scope"]`` is needed."""
+
+    code = "forbidden"
+    status = 403
+
+
+class ExecNotAllowedError(ForbiddenError):
+    """The program is not on the daemon's ``--allow-exec`` list; ``details["field"]`` is
+    ``command[0]``."""
+
+    code = "exec_not_allowed"
+
+
 class NotFoundError(ModeldError):
     """No such route."""
 

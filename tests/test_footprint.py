@@ -53,6 +53,10 @@ LIB_BUDGET = frozenset(
         "lib.logs.levels", "lib.logs.store", "lib.monitor", "lib.monitor.capture",
         "lib.monitor.diagnostics", "lib.monitor.forensics", "lib.monitor.lifecycle",
         "lib.monitor.loop", "lib.monitor.probes", "lib.monitor.proctree", "lib.monitor.zygote",
+        # least privilege before every spawn: the allow-list, the user, limits and cgroups
+        # (pure Python; hashlib, glob, shutil and resource load only where they are used)
+        "lib.monitor.confinement", "lib.core.identity", "lib.core.limits",
+        "lib.core.allowexec", "lib.core.cgroups",
         # spec is imported for three small functions; it brings errors with it
         "lib.core.spec", "lib.errors",
         # the VRAM gate before a start and the release check after a stop

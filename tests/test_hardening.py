@@ -287,8 +287,10 @@ def test_access_log_has_a_line_per_request_and_never_the_token(daemon, home, tag
     assert any(" GET /models 200 " in line for line in lines)
     ghost = [line for line in lines if " GET /models/ghost 404 " in line]
     assert len(ghost) == 1
-    client_addr, method, path, status, duration, request_id = ghost[0].split(": ", 1)[1].split()
+    fields = ghost[0].split(": ", 1)[1].split()
+    client_addr, method, path, status, duration, request_id, token_name = fields
     assert (client_addr, method, status) == ("127.0.0.1", "GET", "404")
+    assert token_name == "token=admin"  # the token's name, never the token
     assert duration.endswith("ms") and len(request_id) == 16
     assert daemon.token not in text
 

@@ -48,9 +48,13 @@ ORDER = {
         "system",
         "events",
         "presets",
+        "identity",
+        "limits",
+        "allowexec",
         "spec",
         "nvidia",
         "protocol",
+        "cgroups",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
@@ -72,15 +76,18 @@ ORDER = {
         "proctree",
         "capture",
         "gpugate",
+        "confinement",
         "loop",
         "zygote",
     ],
     "api": [
+        "scopes",
         "ratelimit",
         "openapi",
         "metrics",
         "middleware",
         "connguard",
+        "access",
         "observe",
         "app",
         "server",
@@ -89,6 +96,7 @@ ORDER = {
         "reconcile",
         "registry",
         "preflight",
+        "privilege",
         "template",
         "launcher",
         "status",
@@ -113,7 +121,7 @@ ORDER = {
         "entry",
     ],
 }
-THIRD_PARTY = {"bottle": {"api.app", "api.observe"}, "cheroot": {"api.server"}}
+THIRD_PARTY = {"bottle": {"api.app", "api.observe", "api.access"}, "cheroot": {"api.server"}}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 

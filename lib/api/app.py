@@ -9,7 +9,6 @@ and clients over their rate, and writes the access log line.
 """
 
 import contextlib
-import hmac
 import json
 import logging
 import threading
@@ -19,7 +18,7 @@ import traceback
 import bottle
 
 from lib import errors
-from lib.api import metrics, middleware, observe, openapi
+from lib.api import access, metrics, middleware, observe, openapi
 from lib.core import params, presets, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.export import targets as export_targets
@@ -51,8 +50,11 @@ class Settings:
         rate_limiter=None,
         max_waiters=MAX_WAITERS,
         metrics_no_auth=False,
+        tokens=None,
     ):
         self.token = token
+        # Named tokens with a scope (``lib.core.tokens.TokenStore``; None: only the token).
+        self.tokens = tokens
         self.max_waiters = max_waiters
         self.version = version
         self.max_body = max_body
@@ -93,7 +95,9 @@ class JsonPlugin:
             request_id = bottle.request.environ.get("modeld.request_id")
             try:
                 if needs_auth:
-                    _authenticate(settings)
+                    environ = bottle.request.environ
+                    identity = access.authenticate(settings, environ)
+                    access.authorize(identity, route.method, route.rule, bottle.request.query)
                 result = callback(*args, **kwargs)
             except errors.ModeldError as error:
                 return error_response(error, request_id)
@@ -111,27 +115,13 @@ class JsonPlugin:
         return wrapper
 
 
-def _authenticate(settings):
-    environ = bottle.request.environ
-    if has_valid_token(settings, environ):
-        return
-    scheme, _, supplied = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not supplied:
-        raise errors.UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
-    raise errors.UnauthorizedError("invalid token")
-
-
 def has_valid_token(settings, environ):
-    """Whether the request may act: a valid bearer token, a Unix socket, or no auth at all.
+    """Whether the request carries a token the daemon accepts (any scope), comes over a
+    Unix socket, or the daemon runs without auth (``lib.api.access`` decides).
 
     Compared in constant time on every request; nothing about a supplied token is kept.
     """
-    if settings.token is None or environ.get("modeld.trusted"):
-        return True  # no auth, or a Unix socket: its file permissions are the access control
-    scheme, _, supplied = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not supplied:
-        return False
-    return hmac.compare_digest(supplied.strip().encode(), settings.token.encode())
+    return access.identify(settings, environ) is not None
 
 
 def _default_error(http_error):
@@ -217,6 +207,7 @@ def cause():
         "path": middleware.request_path(environ),
         "client": environ.get("REMOTE_ADDR") or "unix",
         "request_id": environ.get("modeld.request_id"),
+        "token": environ.get(access.ENVIRON_NAME),
     }
 
 
@@ -367,6 +358,7 @@ def make_app(supervisor, settings):
         return {"events": supervisor.events(None, **filters)}
 
     observe.install(app, supervisor, settings, followers, requests, query_params)
+    access.install(app, settings, read_json, query_params)
     return middleware.RequestContext(
         requests.wrap(app),
         settings.rate_limiter,
@@ -445,6 +437,7 @@ def _follow(supervisor, settings, followers, name, reader, query):
         followers.leave()
         raise
     render = logquery.entry_text if query.format == "text" else _json_line
+    should_stop = access.stream_should_stop(settings, bottle.request.environ)
 
     def model_done():
         try:
@@ -455,7 +448,7 @@ def _follow(supervisor, settings, followers, name, reader, query):
     def stream():
         try:
             yield b"\n"  # send the headers now: bottle holds them until the first bytes
-            entries = logquery.follow(reader, query, start, settings.should_stop, model_done)
+            entries = logquery.follow(reader, query, start, should_stop, model_done)
             for entry in entries:
                 yield b"\n" if entry is None else (render(entry) + "\n").encode()
             if settings.should_stop() and query.format != "text":

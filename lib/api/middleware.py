@@ -3,8 +3,8 @@
 ``RequestContext`` gives each request an id (``X-Request-Id`` on every
 response, bottle's own 404/405 included), refuses an oversized URL or header
 block and a client over its rate in the JSON error shape, and writes the
-access log line (client, method, path, status, duration, request id; never a
-header, so never the token) when the response is done.
+access log line (client, method, path, status, duration, request id, the token's
+name; never a header, so never the token) when the response is done.
 """
 
 import logging
@@ -160,11 +160,12 @@ class _Finished:
 def _access(environ, seen, started, request_id):
     client = environ.get("REMOTE_ADDR") or "unix"
     access_log.info(
-        "%s %s %s %s %.1fms %s",
+        "%s %s %s %s %.1fms %s token=%s",
         printable(client),
         printable(environ.get("REQUEST_METHOD", "")),
         request_path(environ),
         seen.get("status", "-"),
         (time.monotonic() - started) * 1000,
         request_id,
+        environ.get("modeld.token_name", "-"),  # the token's name, never the token
     )

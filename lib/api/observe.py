@@ -17,7 +17,7 @@ import time
 
 import bottle
 
-from lib.api import metrics
+from lib.api import access, metrics
 from lib.core import timefmt
 from lib.logs import merge
 from lib.logs import query as logquery
@@ -111,15 +111,14 @@ def _follow_logs(supervisor, settings, followers, query, readers):
         followers.leave()
         raise
     render = merge.entry_text if query.format == "text" else _json_line(merge.entry_dict)
+    should_stop = access.stream_should_stop(settings, bottle.request.environ)
 
     def stream():
         try:
             yield b"\n"  # send the headers now: bottle holds them until the first bytes
             for tagged in backlog:
                 yield (render(tagged) + "\n").encode()
-            entries = merge.follow(
-                lambda: _readers(supervisor), query, starts, settings.should_stop
-            )
+            entries = merge.follow(lambda: _readers(supervisor), query, starts, should_stop)
             for tagged in entries:
                 yield b"\n" if tagged is None else (render(tagged) + "\n").encode()
         finally:
@@ -141,6 +140,7 @@ def follow_events(supervisor, settings, followers, filters, sleep=time.sleep):
     except BaseException:
         followers.leave()
         raise
+    should_stop = access.stream_should_stop(settings, bottle.request.environ)
 
     def stream():
         try:
@@ -148,7 +148,7 @@ def follow_events(supervisor, settings, followers, filters, sleep=time.sleep):
             for event in backlog:
                 yield _event_line(event)
             idle_since = time.monotonic()
-            while not settings.should_stop():
+            while not should_stop():
                 fresh = follower.poll()
                 for event in fresh:
                     yield _event_line(event)

@@ -5,13 +5,15 @@ route cannot exist undocumented. Standard library only.
 """
 
 from lib import errors
-from lib.core import params, presets, spec, vocabulary
+from lib.core import identity, params, presets, spec, vocabulary
 from lib.export import targets as export_targets
 from lib.logs import levels, query
 
 _ERROR_STATUSES = {
     400: "Bad input: malformed JSON, an unknown or wrong field or parameter (details.field)",
     401: "Missing or wrong bearer token",
+    403: "The token's scope does not allow this (details.scope), or the program is not on "
+    "the --allow-exec list (details.field: command[0])",
     404: "No such model, or no such route",
     405: "Method not allowed on this path",
     409: "Conflict: the model is already running, busy, or its port is in use",
@@ -25,7 +27,7 @@ _ERROR_STATUSES = {
     503: "Shutting down, or too many log followers, waiters or connections; see Retry-After",
     504: "wait=true timed out while the model was still starting",
 }
-_COMMON = (401, 405, 408, 413, 414, 429, 431, 500, 503)
+_COMMON = (401, 403, 405, 408, 413, 414, 429, 431, 500, 503)
 
 
 def _ref(name):
@@ -65,6 +67,13 @@ def _bounded(field):
     if bound.default is not None:
         schema["default"] = bound.default
     return schema
+
+
+def _principal(description):
+    return {
+        "oneOf": [{"type": "string"}, {"type": "integer", "minimum": 0}],
+        "description": description,
+    }
 
 
 def _schemas():
@@ -170,6 +179,28 @@ def _schemas():
                     "description": "fills defaults the spec does not set (GET /presets)",
                 }
             ),
+            "user": _nullable(_principal("the user the model runs as (root daemons only)")),
+            "group": _nullable(_principal("its primary group (default: the user's)")),
+            "extra_groups": {
+                "type": "array",
+                "maxItems": identity.MAX_EXTRA_GROUPS,
+                "items": _principal("a supplementary group, e.g. video or render"),
+            },
+            "limits": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "a cgroup per model where modeld may create one, else rlimits; "
+                "a limit nothing can enforce is a 400 (status: limits_enforcement)",
+                "properties": {
+                    "memory_bytes": _nullable(_bounded("limits.memory_bytes")),
+                    "tasks": _nullable(_bounded("limits.tasks")),
+                    "open_files": _nullable(_bounded("limits.open_files")),
+                    "core_bytes": _nullable(_bounded("limits.core_bytes")),
+                    "cpu": _nullable(
+                        dict(_bounded("limits.cpu"), description="cores (a cgroup only)")
+                    ),
+                },
+            },
         },
     }
     last_exit = {
@@ -182,6 +213,7 @@ def _schemas():
             "reason": _nullable({"type": "string"}),
             "cause": _nullable({"type": "string", "description": "the reason the output gives"}),
             "oom_killer": _nullable({"type": "boolean"}),
+            "limit": {"type": "object", "description": "oom_killed: the limit that was hit"},
             "first_error": {"type": "array", "items": {"type": "string"}},
             "last_lines": {"type": "array", "items": {"type": "string"}},
         },
@@ -236,6 +268,11 @@ def _schemas():
                 }
             ),
             "gpus": {"type": "array", "items": _ref("ModelGpu")},
+            "limits_enforcement": {
+                "type": "object",
+                "description": "each limit's mechanism: cgroup_v2, cgroup_v1 or rlimit",
+                "additionalProperties": {"type": "string"},
+            },
             "gpu_memory_bytes": _nullable({"type": "integer"}),
             "gpu_memory_reason": _nullable(
                 {"type": "string", "description": "why gpu_memory_bytes is null"}
@@ -445,7 +482,7 @@ def _operation(
     summary, ok, statuses, parameters=(), body=None, ok_status=200, content=None, auth=True
 ):
     responses = {str(ok_status): {"description": "OK", "content": content or _json(ok)}}
-    common = set(_COMMON) if auth else set(_COMMON) - {401}
+    common = set(_COMMON) if auth else set(_COMMON) - {401, 403}
     for status in sorted(set(statuses) | common):
         responses[str(status)] = {"description": _ERROR_STATUSES[status], "content": _json("Error")}
     operation = {"summary": summary, "parameters": list(parameters), "responses": responses}
@@ -708,6 +745,61 @@ def paths():
             )
         },
         **_observe_paths(),
+        **_token_paths(),
+    }
+
+
+def _token_paths():
+    token = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "scope": {"type": "string", "enum": list(vocabulary.SCOPES)},
+            "created_at": {"type": "number"},
+            "token": {"type": "string", "description": "in the POST answer only, once"},
+        },
+    }
+    listing = {"type": "object", "properties": {"tokens": {"type": "array", "items": token}}}
+    created = {"application/json": {"schema": token}}
+    create = dict(
+        _operation("Create a named token (admin)", "Error", (400,), ok_status=201, content=created),
+        requestBody={
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["name", "scope"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "scope": {"type": "string", "enum": list(vocabulary.SCOPES)},
+                        },
+                    }
+                }
+            },
+        },
+    )
+    revoked = {"type": "object", "properties": {"name": {"type": "string"}}}
+    return {
+        "/tokens": {
+            "get": _operation(
+                "Named tokens: name, scope, created_at (admin; never a token)",
+                "Error",
+                (400,),
+                content={"application/json": {"schema": listing}},
+            ),
+            "post": create,
+        },
+        "/tokens/{name}": {
+            "delete": _operation(
+                "Revoke a named token: effective at the next request, follow streams end",
+                "Error",
+                (400, 404),
+                [_param("name", "the token's name", where="path", required=True)],
+                content={"application/json": {"schema": revoked}},
+            )
+        },
     }
 
 

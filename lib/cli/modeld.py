@@ -11,7 +11,7 @@ import sys
 
 from lib import __version__
 from lib.api import ratelimit
-from lib.core import paths, tokens
+from lib.core import paths, tokens, vocabulary
 from lib.daemon import config
 
 
@@ -84,6 +84,18 @@ def build_parser():
     serving.add_argument(
         "--log-backups", type=int, help="default number of rotated log files kept per model"
     )
+    serving.add_argument(
+        "--default-user",
+        metavar="USER",
+        help="run models whose spec sets no user as USER (recommended for a root daemon)",
+    )
+    serving.add_argument(
+        "--allow-exec",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="only programs whose absolute path matches this glob may run (repeatable)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="modeld", description="Deploy and supervise model servers."
@@ -97,8 +109,19 @@ def build_parser():
     stop.add_argument("--models", action="store_true", help="also stop every model")
     stop.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
     verbs.add_parser("status", parents=[common], help="is the daemon running? (exit 3 if not)")
-    token = verbs.add_parser("token", parents=[common], help="show or rotate the API token")
-    token.add_argument("action", choices=("show", "rotate"), nargs="?", default="show")
+    token = verbs.add_parser(
+        "token", parents=[common], help="show or rotate the admin token; named tokens"
+    )
+    token.add_argument(
+        "action", choices=("show", "rotate", "create", "list", "revoke"), nargs="?", default="show"
+    )
+    token.add_argument("name", nargs="?", help="the named token (create, revoke)")
+    token.add_argument(
+        "--scope",
+        choices=vocabulary.SCOPES,
+        default=vocabulary.SCOPE_READ,
+        help="what a created token may do (default read)",
+    )
     verbs.add_parser("version", help="print the version")
     return parser
 
@@ -134,6 +157,8 @@ def _config(args):
         max_connections=args.max_connections,
         max_connections_per_client=args.max_connections_per_client,
         max_waiters=args.max_waiters,
+        default_user=args.default_user,
+        allow_exec=args.allow_exec,
     )
     daemon_config.check()
     return daemon_config
@@ -224,6 +249,8 @@ def cmd_token(args):
     from lib.daemon import process
 
     home = paths.Home(config.DaemonConfig(home=args.home).home)
+    if args.action in NAMED_TOKEN_ACTIONS:
+        return NAMED_TOKEN_ACTIONS[args.action](home, args)
     if args.action == "rotate":
         token = tokens.write_token(home)
         running = process.running_daemon(home)
@@ -240,6 +267,48 @@ def cmd_token(args):
         return 1
     print(token)
     return 0
+
+
+def _token_create(home, args):
+    import time
+
+    if not args.name:
+        sys.stderr.write("modeld: token create NAME [--scope read|operate|admin]\n")
+        return 2
+    os.makedirs(home.root, mode=0o700, exist_ok=True)
+    try:
+        entry, token = tokens.create_named(
+            home.tokens, args.name, args.scope, vocabulary.SCOPES, time.time()
+        )
+    except tokens.TokenError as error:
+        sys.stderr.write("modeld: %s\n" % error)
+        return 1
+    sys.stderr.write(
+        "token %r (scope %s): shown once, store it now\n" % (entry["name"], args.scope)
+    )
+    print(token)
+    return 0
+
+
+def _token_list(home, args):
+    for entry in tokens.load_named(home.tokens):
+        print("%-24s %-8s" % (entry["name"], entry["scope"]))
+    return 0
+
+
+def _token_revoke(home, args):
+    if not args.name:
+        sys.stderr.write("modeld: token revoke NAME\n")
+        return 2
+    if not tokens.revoke_named(home.tokens, args.name):
+        sys.stderr.write("modeld: no token named %r in %s\n" % (args.name, home.root))
+        return 1
+    print("revoked %s (effective at once, open follow streams end)" % args.name)
+    return 0
+
+
+# `modeld token create|list|revoke`: the file in the home is read by the daemon on change.
+NAMED_TOKEN_ACTIONS = {"create": _token_create, "list": _token_list, "revoke": _token_revoke}
 
 
 def cmd_version(args):

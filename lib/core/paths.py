@@ -3,7 +3,8 @@
 <home>/modeld.lock      flock held by the running daemon (one daemon per home)
 <home>/modeld.pid       the daemon's pid, for tools
 <home>/daemon.json      how to reach the running daemon (url, pid, version)
-<home>/token            the API bearer token (0600)
+<home>/token            the API bearer token (0600): the admin token
+<home>/tokens.json      named tokens with a scope, as SHA-256 digests (0600)
 <home>/daemon.log       the daemon's own log (rotated: daemon.log.1, ...)
 <home>/models/<name>/   one directory per deployed model:
     deployment.json     desired state and spec (written by the daemon)
@@ -39,6 +40,7 @@ class Home:
         self.pidfile = os.path.join(self.root, "modeld.pid")
         self.daemon_json = os.path.join(self.root, "daemon.json")
         self.token = os.path.join(self.root, "token")
+        self.tokens = os.path.join(self.root, "tokens.json")
         self.daemon_log = os.path.join(self.root, "daemon.log")
         self.models = os.path.join(self.root, "models")
         self._models = {}

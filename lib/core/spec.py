@@ -12,7 +12,7 @@ import re
 import shlex
 import signal
 
-from lib.core import vocabulary
+from lib.core import identity, vocabulary
 from lib.errors import ValidationError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -61,6 +61,12 @@ BOUNDS = {
     "gpus.count": Bound(1, MAX_GPUS, integer=True),
     "gpus.min_free_mib": Bound(0, 2**30, integer=True),
     "gpus.wait": Bound(0, 86400, DEFAULT_GPU_WAIT),
+    # limits: see lib.core.limits for what enforces each
+    "limits.memory_bytes": Bound(1024 * 1024, 2**50, integer=True),
+    "limits.tasks": Bound(1, 4_194_304, integer=True),
+    "limits.open_files": Bound(16, 2**30, integer=True),
+    "limits.core_bytes": Bound(0, 2**62, integer=True),
+    "limits.cpu": Bound(0.01, 4096),
 }
 # Longest string, in characters, of each string field ("env.*": every value of env).
 MAX_LENGTHS = {
@@ -91,6 +97,10 @@ TOP_LEVEL_FIELDS = (
     "labels",
     "gpus",
     "preset",
+    "user",
+    "group",
+    "extra_groups",
+    "limits",
 )
 
 
@@ -116,6 +126,8 @@ def parse_spec(body, log_defaults=None):
         "labels": _string_map(body.get("labels"), "labels", LABEL_KEY_PATTERN),
         "gpus": _gpus(body.get("gpus")),
         "preset": body.get("preset"),
+        **identity.parse_run_as(body),
+        "limits": _limits(body.get("limits")),
     }
     _check_gpu_env(spec)
     if spec["port"] is None and _uses_port(spec["command"]):
@@ -419,3 +431,12 @@ def _logs(value, defaults):
         "max_bytes": bounded(section, "logs.max_bytes", defaults.get("max_bytes")),
         "backups": bounded(section, "logs.backups", defaults.get("backups")),
     }
+
+
+def _limits(value):
+    """``limits``: every field optional (``None``: no limit); what enforces each is decided
+    on the machine (``lib.core.limits``)."""
+    section = _section(
+        value, "limits", ("memory_bytes", "tasks", "open_files", "core_bytes", "cpu")
+    )
+    return {key: bounded(section, "limits." + key) for key in sorted(section)}

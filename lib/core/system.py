@@ -28,11 +28,21 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def child_setup(death_signal, parent_pid):
+def child_setup(death_signal, parent_pid, plan=None):
     """Runs in the child between fork and exec: it gets ``death_signal`` if its parent dies.
 
-    Safe only in a parent without threads (the monitor has none).
+    ``plan`` (``lib.monitor.confinement.ChildPlan``) first joins the model's cgroup, sets
+    its rlimits and drops privileges: the death signal comes after, because the kernel
+    clears it when the process's credentials change. A plan that fails ends the child
+    with 126 (as a shell does for "cannot execute") and says why on its stderr, which is
+    the model's log. Safe only in a parent without threads (the monitor has none).
     """
+    if plan is not None:
+        try:
+            plan.enter()
+        except Exception as error:  # noqa: BLE001 - never exec a model with less confinement
+            os.write(2, ("modeld: cannot confine the model: %s\n" % error).encode())
+            os._exit(126)
     try:
         _libc().prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
         if os.getppid() != parent_pid:

@@ -73,6 +73,8 @@ REASON_UNHEALTHY = "unhealthy"
 REASON_HEALTH_TIMEOUT = "health_timeout"
 REASON_MONITOR_DIED = "monitor_died"
 REASON_GPU_BUSY = "gpu_busy"  # the VRAM gate: not enough free GPU memory within gpus.wait
+# The model's own cgroup hit limits.memory_bytes and the kernel killed a process in it.
+REASON_OOM_KILLED = "oom_killed"
 EXIT_REASONS = (
     REASON_STOPPED,
     REASON_COMPLETED,
@@ -91,12 +93,24 @@ EXIT_REASONS = (
     REASON_HEALTH_TIMEOUT,
     REASON_MONITOR_DIED,
     REASON_GPU_BUSY,
+    REASON_OOM_KILLED,
 )
 # Exits that count as failures even with a zero code: the model was stopped for them.
 PROBE_FAILURES = frozenset({REASON_UNHEALTHY, REASON_HEALTH_TIMEOUT, REASON_MONITOR_DIED})
 
 # What a model in ``starting`` waits for before its process is spawned (``waiting_for``).
 WAITING_FOR_GPU = "gpu"
+
+# What a token may do (lib.api.scopes maps each route to one): each includes the ones before.
+SCOPE_READ = "read"
+SCOPE_OPERATE = "operate"
+SCOPE_ADMIN = "admin"
+SCOPES = (SCOPE_READ, SCOPE_OPERATE, SCOPE_ADMIN)
+
+# How a model's limits are enforced (``limits_enforcement`` in its status).
+ENFORCED_BY_CGROUP_V2 = "cgroup_v2"
+ENFORCED_BY_CGROUP_V1 = "cgroup_v1"
+ENFORCED_BY_RLIMIT = "rlimit"
 
 RESTART_NO = "no"
 RESTART_ON_FAILURE = "on-failure"

@@ -36,6 +36,8 @@ class DaemonConfig:
         max_connections_per_client=None,
         max_waiters=None,
         metrics_no_auth=False,
+        default_user=None,
+        allow_exec=(),
     ):
         self.home = os.path.abspath(home or paths.default_home())
         self.host = host
@@ -57,6 +59,9 @@ class DaemonConfig:
         self.max_connections_per_client = max_connections_per_client
         self.max_waiters = max_waiters
         self.metrics_no_auth = metrics_no_auth
+        # Least privilege (lib.daemon.privilege): whom models run as, which programs may run.
+        self.default_user = default_user
+        self.allow_exec = list(allow_exec or ())
 
     @property
     def bind(self):
@@ -94,6 +99,11 @@ class DaemonConfig:
                 "only on a loopback address or a Unix socket (give Prometheus the token "
                 "with credentials_file instead)" % self.host
             )
+        for pattern in self.allow_exec:
+            if not pattern.startswith("/"):
+                raise ConfigError("--allow-exec %s: a pattern is an absolute path" % pattern)
+        if self.default_user is not None:
+            self._check_default_user()
         if self.socket and len(self.socket.encode()) > 107:
             raise ConfigError("the socket path is too long for a Unix socket (max 107 bytes)")
         if self.head_timeout is not None and not 0 < self.head_timeout <= 3600:
@@ -105,6 +115,18 @@ class DaemonConfig:
         ):
             if value is not None and value < 1:
                 raise ConfigError("%s must be at least 1" % flag)
+
+    def _check_default_user(self):
+        from lib.core import identity
+        from lib.errors import ValidationError
+
+        try:
+            run_as = identity.resolve(
+                {"user": identity.parse_run_as({"user": self.default_user})["user"]}
+            )
+            identity.check_may_switch({}, run_as)
+        except ValidationError as error:
+            raise ConfigError("--default-user: %s" % error.message) from None
 
 
 def is_loopback(host):

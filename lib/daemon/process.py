@@ -147,8 +147,13 @@ class Daemon:
         self.log_handler = setup_logging(home, self.to_stderr)
         connguard.raise_descriptor_limit()  # idle connections must not run the daemon out
         token = None if self.config.no_auth else tokens.ensure_token(home)
+        from lib.daemon import privilege
+
+        policy = privilege.Policy.for_home(
+            home.root, self.config.default_user, self.config.allow_exec
+        )
         self.supervisor = supervisor.Supervisor(
-            home, self.config.log_defaults, nvidia_smi=self.config.nvidia_smi
+            home, self.config.log_defaults, nvidia_smi=self.config.nvidia_smi, policy=policy
         )
         limiter = ratelimit.from_setting(self.config.rate_limit)
         settings = self.settings = app.Settings(
@@ -159,6 +164,7 @@ class Daemon:
             max_followers=self.config.max_followers or app.MAX_FOLLOWERS,
             max_waiters=self.config.max_waiters or app.MAX_WAITERS,
             metrics_no_auth=self.config.metrics_no_auth,
+            tokens=tokens.TokenStore(home.tokens),
         )
         threads = self.config.threads or max(server.DEFAULT_THREADS, 2 * settings.max_followers)
         self.server = server.ApiServer(

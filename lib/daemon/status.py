@@ -74,7 +74,7 @@ def _status_triple(deployment, state, monitor):
 def _exit(last_exit):
     if not last_exit:
         return None
-    return {
+    shown = {
         "code": last_exit.get("code"),
         "signal": last_exit.get("signal"),
         "at": timefmt.format_us(last_exit.get("at")),
@@ -84,6 +84,9 @@ def _exit(last_exit):
         "first_error": last_exit.get("first_error") or [],
         "last_lines": last_exit.get("last_lines") or [],
     }
+    if last_exit.get("limit"):  # oom_killed: the limit the model's cgroup hit
+        shown["limit"] = last_exit["limit"]
+    return shown
 
 
 def _metrics(sample, live, started_at, status, now_us):

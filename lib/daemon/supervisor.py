@@ -33,6 +33,7 @@ from lib.daemon import (
     gpusampler,
     launcher,
     preflight,
+    privilege,
     reconcile,
     registry,
     sampler,
@@ -64,8 +65,10 @@ class Supervisor:
         sample_interval=None,
         system=None,
         nvidia_smi=None,
+        policy=None,
     ):
         self.home = home
+        self.policy = policy or privilege.Policy()  # who runs, which programs, which limits
         self.system = system or System()
         self.registry = registry.Registry(home)
         self.log_defaults = log_defaults or {}
@@ -73,6 +76,7 @@ class Supervisor:
         smi = nvidia.NvidiaSmi(nvidia.find(nvidia_smi, self.environ))
         if smi.available:  # monitors run it too: for the VRAM gate and the release check
             self.environ[nvidia.MONITOR_ENV] = smi.path
+        self.environ.update(self.policy.monitor_environ())
         self.gpus = gpusampler.GpuSampler(
             smi, self._gpu_targets, sample_interval or gpusampler.GPU_SAMPLE_INTERVAL
         )
@@ -225,7 +229,9 @@ class Supervisor:
         if sample is None:
             sample = {"log_bytes": reader.LogReader(self.home.model(name).logs).total_bytes()}
         gpu = self.gpus.model_view(name, record.gpus)
-        return status.model_status(record, state, monitor, sample, timefmt.now_us(), gpu)
+        payload = status.model_status(record, state, monitor, sample, timefmt.now_us(), gpu)
+        payload["limits_enforcement"] = self.policy.describe(record.spec)
+        return payload
 
     def list(self, status_filter=None):
         found = []
@@ -293,6 +299,7 @@ class Supervisor:
         spec = redact.unmask_spec(spec, stored.spec if stored is not None else None)
         preflight.check_cwd(spec)
         executable = preflight.resolve_executable(spec, self.environ)
+        spec = self.policy.admit(spec, executable, self.environ)
         port = self._choose_port(spec)
         return spec, port, executable
 

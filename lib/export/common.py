@@ -222,6 +222,9 @@ def report_unknown_fields(export, spec):
     """A field this exporter does not know (a newer spec) is reported, never dropped silently."""
     for key in sorted(set(spec) - KNOWN_FIELDS):
         export.lose(key, spec[key], "this exporter does not know the field")
+    for key in ("user", "group", "extra_groups", "limits"):
+        if spec.get(key):  # modeld enforces these itself; the target's own knobs differ
+            export.lose(key, spec[key], "set the engine's own user and limits by hand")
 
 
 def report_backoff(export, spec, what):

@@ -35,7 +35,7 @@ from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, v
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import diagnosis, store
-from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree
+from lib.monitor import capture, confinement, forensics, gpugate, lifecycle, probes, proctree
 from lib.monitor import diagnostics as log
 
 SCAN_INTERVAL = 2.0
@@ -122,6 +122,9 @@ class Monitor:
         self.popen = None
         self.run_first_seq = 1
         self.oom_kills_before = None
+        self.limit_oom_kills_before = None
+        # Replaced in start_up, once the spec is read: no user, no limits until then.
+        self.confinement = confinement.Confinement(name, {"cwd": "/"}, {})
         self.pid_starttime = None
         self.killing = False
         self.recorded_processes = []
@@ -149,6 +152,7 @@ class Monitor:
             return self._loop(actions)
         finally:
             self.writer.close()
+            self.confinement.remove()
 
     def start_up(self):
         """Read the deployment, resume from the predecessor: the first actions (``None``: quit).
@@ -178,6 +182,7 @@ class Monitor:
         )
         decision = lifecycle.decide_resume(previous, deployment.id, self.recover, deployment.wanted)
         self.life = lifecycle.Lifecycle.resuming(self.spec, decision)
+        self.confinement = confinement.Confinement(self.name, self.spec, os.environ)
         self.prober = probes.Prober(self.spec["health"], self.port, self.selector, self._on_probe)
         on_line = self.prober.saw_line if self.prober.pattern is not None else None
         http_probe = self.prober if self.prober.needle is not None else None
@@ -294,6 +299,14 @@ class Monitor:
         death_signal = specs.stop_signal_number(self.spec)
         monitor_pid = self.system.getpid()
         try:
+            plan = self.confinement.prepare(argv, env)
+        except confinement.SpawnRefused as refused:
+            self._note("error", "cannot start %s: %s" % (argv[0], refused.message))
+            actions = self.life.spawn_failed(refused.reason, refused.message, now)
+            self._stamp_exit()
+            self._perform(actions)
+            return
+        try:
             self.popen = self.system.spawn(
                 argv,
                 cwd=self.spec["cwd"],
@@ -303,7 +316,7 @@ class Monitor:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=lambda: child_setup(death_signal, monitor_pid),
+                preexec_fn=lambda: child_setup(death_signal, monitor_pid, plan),
             )
         except (OSError, subprocess.SubprocessError) as error:
             reason = forensics.classify_spawn_error(error, self.spec["cwd"])
@@ -316,6 +329,7 @@ class Monitor:
         self.capture.attach(self.popen)
         self.run_first_seq = self.writer.seq + 1  # the run's output, read back on exit
         self.oom_kills_before = forensics.cgroup_oom_kills()
+        self.limit_oom_kills_before = self.confinement.oom_kills()
         self.pid_starttime = self.system.start_time(self.popen.pid)
         self.life.spawned(self.popen.pid, now)
         self.prober.start(now)
@@ -351,6 +365,8 @@ class Monitor:
         if signal_name == "SIGKILL" and not requested:
             oom = forensics.oom_killed([self.popen.pid], self.oom_kills_before)
         found = forensics.classify_exit(code, signal_name, entries, requested, was_ready, oom)
+        if not requested and _grew(self.confinement.oom_kills(), self.limit_oom_kills_before):
+            found = found._replace(reason=vocabulary.REASON_OOM_KILLED, oom_killer=True)
         self.prober.cancel()
         if found.reason == vocabulary.REASON_CUDA_OUT_OF_MEMORY:
             for holder in self.gpu.oom_holders():
@@ -364,6 +380,8 @@ class Monitor:
         self._note(level, "pid %d %s" % (self.popen.pid, text))
         actions = self.life.exited(code, signal_name, found.reason, now, leftovers)
         self._explain_exit(found, entries)
+        if found.reason == vocabulary.REASON_OOM_KILLED:
+            self.life.last_exit["limit"] = {"memory_bytes": self.confinement.memory_limit()}
         return actions
 
     def _explain_exit(self, found, entries):
@@ -394,7 +412,7 @@ class Monitor:
             self.life.last_exit["last_lines"] = list(self.capture.last_lines)
 
     def _processes_left(self):
-        return bool(proctree.descendants(self.system))
+        return bool(proctree.descendants(self.system)) or bool(self.confinement.pids())
 
     def _signal_groups(self, number):
         """The stop signal to every process group of the model's tree."""
@@ -402,7 +420,12 @@ class Monitor:
         self._note("info", "sent %s to %d process group(s)" % (proctree.signal_name(number), count))
 
     def _kill_all(self):
-        if proctree.kill_all(self.system):
+        for pid in self.confinement.pids():  # the cgroup knows every process of the model
+            try:
+                self.system.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        if proctree.kill_all(self.system) and not self.confinement.pids():
             self.killing = False
 
     def _scan_processes(self, now):
@@ -544,6 +567,10 @@ class Monitor:
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),
         )
+
+
+def _grew(now, before):
+    return now is not None and before is not None and now > before
 
 
 def _us(seconds):
