@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -111,20 +112,22 @@ def get_health(port, timeout=3):
     return status, json.loads(body), time.monotonic() - started
 
 
-def closed_by_server(connection):
-    """True once the server closed ``connection`` (EOF or an answer then EOF)."""
-    connection.setblocking(False)
-    try:
-        while True:
-            data = connection.recv(65536)
-            if not data:
+def closed_by_server(connection, timeout=3.0):
+    """True once the server closed ``connection`` (EOF or a reset), polled up to ``timeout``.
+
+    The close follows the answer by a moment: waiting for it is not a race, reading once is.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        readable, _, _ = select.select([connection], [], [], remaining)
+        if not readable:
+            return False
+        try:
+            if not connection.recv(65536):
                 return True
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-    finally:
-        connection.setblocking(True)
+        except ConnectionResetError:
+            return True
 
 
 def assert_json_error(status, headers, body, expected_status, code):
@@ -198,7 +201,7 @@ def test_idle_connections_over_the_per_client_cap_are_closed_and_new_ones_served
     with serving(supervisor, head_timeout=30, max_connections_per_client=8) as (server, port):
         idle = [sockets.connect(port) for _ in range(40)]
         wait_until(
-            lambda: sum(closed_by_server(c) for c in idle) >= 32,
+            lambda: sum(closed_by_server(c, timeout=0) for c in idle) >= 32,
             message="the connections over the cap to be closed",
         )
         status, _, elapsed = get_health(port)
@@ -210,7 +213,7 @@ def test_the_total_cap_holds_across_clients(supervisor, sockets):
     with serving(supervisor, head_timeout=30, max_connections=16) as (server, port):
         idle = [sockets.connect(port, source="127.0.0.%d" % (2 + n % 20)) for n in range(60)]
         wait_until(
-            lambda: sum(closed_by_server(c) for c in idle) >= 44,
+            lambda: sum(closed_by_server(c, timeout=0) for c in idle) >= 44,
             message="the connections over the total cap to be closed",
         )
         assert get_health(port)[0] == 200
