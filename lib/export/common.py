@@ -222,6 +222,10 @@ def report_unknown_fields(export, spec):
     """A field this exporter does not know (a newer spec) is reported, never dropped silently."""
     for key in sorted(set(spec) - KNOWN_FIELDS):
         export.lose(key, spec[key], "this exporter does not know the field")
+    if spec.get("activation"):
+        export.lose(
+            "activation", spec["activation"], "no on-demand start or idle unload: it runs always"
+        )
 
 
 def report_backoff(export, spec, what):
