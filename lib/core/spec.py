@@ -65,7 +65,8 @@ BOUNDS = {
     "activation.idle_timeout": Bound(0.1, 7 * 86400, 300.0),
     "activation.load_timeout": Bound(0.1, 86400, 600.0),
     # the relay holds at most 512 connections in all (lib.monitor.relay.MAX_CONNECTIONS)
-    "activation.max_pending": Bound(0, 512, 100, integer=True),
+    # at least 1: the connection that starts an idle model is queued while it loads
+    "activation.max_pending": Bound(1, 512, 100, integer=True),
 }
 ACTIVATION_DEFAULT_HOST = "127.0.0.1"
 # Longest string, in characters, of each string field ("env.*": every value of env).

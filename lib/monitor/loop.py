@@ -525,7 +525,10 @@ class Monitor:
     def _activation_turn(self, now):
         """The activation's turn (``activation.Activation.turn``): start, unload, relay."""
         self.relay.tick(now)
+        phase = self.relay.activation.phase
         turn = self.relay.activation.turn(now, self.life.status, self.life.ready)
+        if self.relay.activation.phase != phase:
+            self.dirty = True  # published with the next flush
         actions = []
         if turn.start:
             actions += self.life.activate(now)
