@@ -323,3 +323,61 @@ def test_activation_defaults():
         "max_pending": 100,
         "http_503": False,
     }
+
+
+# -- the relay in this process: both buffer kinds, half-close --------------------------
+
+
+@pytest.mark.parametrize("spliced", [96, 0], ids=["splice", "bytes"])
+def test_relay_moves_bytes_and_propagates_half_close(monkeypatch, spliced):
+    import selectors
+    import socket
+    import threading
+    import time
+
+    from lib.monitor import relay
+
+    monkeypatch.setattr(relay, "SPLICED_CONNECTIONS", spliced)
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def echo_until_eof():
+        conn, _ = upstream.accept()
+        with conn:
+            received = b""
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+            conn.sendall(received[::-1] * 1000)  # answer after the client's half-close
+
+    threading.Thread(target=echo_until_eof, daemon=True).start()
+    selector = selectors.DefaultSelector()
+    decider = activation.Activation(60, 60, 4)
+    decider.turn(0, v.RUNNING, True)
+    listener = relay.bind_listener("127.0.0.1", 0)
+    hub = relay.Relay(listener, upstream.getsockname(), selector, decider, time.time)
+    client = socket.create_connection(("127.0.0.1", hub.listen_port))
+    client.sendall(b"abc" * 1000)
+    client.shutdown(socket.SHUT_WR)
+    answer, deadline = b"", time.monotonic() + 10
+    client.setblocking(False)
+    while time.monotonic() < deadline:
+        for key, _ in selector.select(0.01):
+            key.data(time.time())
+        try:
+            chunk = client.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        answer += chunk
+    assert answer == (b"cba" * 1000) * 1000
+    deadline = time.monotonic() + 5
+    while hub.pipes and time.monotonic() < deadline:
+        for key, _ in selector.select(0.01):
+            key.data(time.time())
+    assert not hub.pipes and decider.connections == 0 and decider.idle_since is not None
+    hub.close()
+    client.close()
+    upstream.close()

@@ -30,6 +30,7 @@ CHUNK = b"x" * (1024 * 1024)
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
 
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
