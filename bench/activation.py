@@ -100,7 +100,8 @@ def by_hand():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, SERVER, str(port), "--load", str(LOAD)])
+    command = [sys.executable, SERVER, str(port), "--load", str(LOAD)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         first_byte(port)
         return time.perf_counter() - started

@@ -68,6 +68,8 @@ ORDER = {
         "diagnostics",
         "forensics",
         "lifecycle",
+        "activation",
+        "relay",
         "probes",
         "proctree",
         "capture",
