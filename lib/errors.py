@@ -120,6 +120,18 @@ class ModelBusyError(ConflictError):
     code = "model_busy"
 
 
+class NotOnDemandError(ConflictError):
+    """An unload asked of a model without ``activation`` (stop it instead)."""
+
+    code = "not_on_demand"
+
+
+class ModelNotActiveError(ConflictError):
+    """An operation that needs a live monitor (an unload) on a stopped, exited or failed model."""
+
+    code = "model_not_active"
+
+
 class PortInUseError(ConflictError):
     code = "port_in_use"
 

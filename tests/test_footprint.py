@@ -64,6 +64,9 @@ LIB_BUDGET = frozenset(
         # an exit's diagnosis reads the run's output back from the log store; records
         # track which entry a continuation line belongs to
         "lib.logs.diagnosis", "lib.logs.reader", "lib.logs.records",
+        # on-demand models: the activation decisions (pure, a few KB); the relay itself
+        # (lib.monitor.relay) is imported only by a monitor whose spec has activation
+        "lib.monitor.activation",
     }
 )  # fmt: skip
 

@@ -72,6 +72,8 @@ ORDER = {
         "diagnostics",
         "forensics",
         "lifecycle",
+        "activation",
+        "relay",
         "probes",
         "proctree",
         "capture",

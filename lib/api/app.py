@@ -320,6 +320,16 @@ def make_app(supervisor, settings):
         with waiters.held(True):  # a restart waits for the old process to stop
             return supervisor.restart_model(name, timeout, cause())
 
+    @app.post("/models/<name>/unload")
+    def unload_model(name):
+        query = query_params(("reason",))
+        reason = query.get("reason", vocabulary.UNLOAD_MANUAL)
+        if reason not in (vocabulary.UNLOAD_MANUAL, vocabulary.UNLOAD_EVICTED):
+            raise errors.ValidationError("reason", "must be manual or evicted")
+        name = model_name(name)
+        with waiters.held(True):  # an unload waits for the process to stop
+            return supervisor.unload(name, reason, cause())
+
     @app.get("/models/<name>/logs")
     def model_logs(name):
         name = model_name(name)

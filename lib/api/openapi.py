@@ -201,6 +201,36 @@ def _schemas():
                     ),
                 },
             },
+            "activation": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "on demand: a listener that starts the model on the first "
+                    "connection and unloads it after idle_timeout with no open connection",
+                    "properties": {
+                        "listen": {
+                            "oneOf": [
+                                {"type": "string", "enum": ["auto"]},
+                                _bounded("activation.listen"),
+                            ],
+                            "default": "auto",
+                        },
+                        "host": {
+                            "type": "string",
+                            "default": spec.ACTIVATION_DEFAULT_HOST,
+                            "description": "an IPv4 or IPv6 address",
+                        },
+                        "idle_timeout": _bounded("activation.idle_timeout"),
+                        "load_timeout": _bounded("activation.load_timeout"),
+                        "max_pending": _bounded("activation.max_pending"),
+                        "http_503": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "answer a refused connection with a short 503",
+                        },
+                    },
+                }
+            ),
         },
     }
     last_exit = {
@@ -276,6 +306,23 @@ def _schemas():
             "gpu_memory_bytes": _nullable({"type": "integer"}),
             "gpu_memory_reason": _nullable(
                 {"type": "string", "description": "why gpu_memory_bytes is null"}
+            ),
+            "activation": _nullable(
+                {
+                    "type": "object",
+                    "description": "an on-demand model's relay (null without activation)",
+                    "properties": {
+                        "listen": _nullable({"type": "integer"}),
+                        "state": _nullable(
+                            {"type": "string", "enum": list(vocabulary.ACTIVATION_STATES)}
+                        ),
+                        "pending": {"type": "integer"},
+                        "connections": {"type": "integer"},
+                        "last_activity": _nullable({"type": "string", "format": "date-time"}),
+                        "unloads": {"type": "integer"},
+                        "refused": {"type": "integer"},
+                    },
+                }
             ),
         },
     }
@@ -675,6 +722,24 @@ def paths():
         "/models/{name}/restart": {
             "post": _operation(
                 "Restart a model", "ModelStatus", (400, 404, 409, 503), [_NAME, timeout]
+            )
+        },
+        "/models/{name}/unload": {
+            "post": _operation(
+                "Unload an on-demand model now (back to idle; its listener stays bound)",
+                "ModelStatus",
+                (400, 404, 409, 503),
+                [
+                    _NAME,
+                    _param(
+                        "reason",
+                        "recorded in the unload event (default manual)",
+                        {
+                            "type": "string",
+                            "enum": [vocabulary.UNLOAD_MANUAL, vocabulary.UNLOAD_EVICTED],
+                        },
+                    ),
+                ],
             )
         },
         "/models/{name}/logs": {

@@ -200,6 +200,11 @@ class Client:
             "POST", "/models/%s/restart" % _quote(name), {"timeout": timeout}, timeout=3700
         )
 
+    def unload(self, name, reason=None):
+        """Unload an on-demand model (back to ``idle``); ``reason``: manual or evicted."""
+        query = {"reason": reason} if reason else None
+        return self.request("POST", "/models/%s/unload" % _quote(name), query, timeout=3700)
+
     def logs(self, name, **params):
         """One page: ``{"entries": [...], "next_cursor": ..., "has_more": ...}``.
 

@@ -33,11 +33,11 @@ the named types below.
   daemon writes one ``template_request`` line per monitor to its stdin; it
   answers ``started N PID`` then ``exited N CODE`` (the launcher's exit status
   above). The template ends at EOF (the daemon is gone); its monitors do not.
-- **Control**: ``control.json`` holds the latest command (stop or restart, an
+- **Control**: ``control.json`` holds the latest command (stop, restart or unload, an
   id, a timeout, a cause). The monitor acts on an id it has not acted on yet
   and reports the id it handled in ``state.json``. A command not handled yet is
   *pending*; ``command_to_write`` decides what a new command does to it (a
-  restart never replaces a pending stop).
+  restart or an unload never replaces a pending stop).
 """
 
 import json
@@ -55,7 +55,8 @@ READY, LOCKED = b"R", b"L"  # the bytes of the ready pipe
 LOCK_WAIT = 3.0
 
 OP_STOP, OP_RESTART = "stop", "restart"
-OPS = (OP_STOP, OP_RESTART)
+OP_UNLOAD = "unload"  # an on-demand model back to idle; ``reason``: vocabulary.UNLOAD_REASONS
+OPS = (OP_STOP, OP_RESTART, OP_UNLOAD)
 
 
 def launcher_exit_code(answer):
@@ -144,6 +145,8 @@ class Deployment:
         self.cause = extra.get("cause")
         # The GPUs assigned to it ([{index, uuid, name}] or None), kept until it is redeployed.
         self.gpus = extra.get("gpus")
+        # An on-demand model's public port (spec ``activation.listen`` resolved), or None.
+        self.listen = extra.get("listen")
 
     @property
     def name(self):
@@ -165,6 +168,7 @@ class Deployment:
             "updated_at": self.updated_at,
             "cause": self.cause,
             "gpus": self.gpus,
+            "listen": self.listen,
         }
 
     @classmethod
@@ -182,6 +186,7 @@ class Deployment:
             updated_at=data.get("updated_at"),
             cause=data.get("cause"),
             gpus=data.get("gpus"),  # absent in homes older than GPU support
+            listen=data.get("listen"),  # absent in homes older than on-demand models
         )
 
 
@@ -189,29 +194,39 @@ class Deployment:
 
 
 class Control:
-    """One stop or restart command; ``timeout`` overrides the spec's stop timeout."""
+    """One stop, restart or unload command; ``timeout`` overrides the spec's stop timeout;
+    ``reason``: why an unload (``vocabulary.UNLOAD_REASONS``)."""
 
-    def __init__(self, op, timeout=None, cause=None, control_id=None):
+    def __init__(self, op, timeout=None, cause=None, control_id=None, reason=None):
         if op not in OPS:
             raise ValueError("unknown control op %r" % op)
         self.op = op
         self.timeout = timeout
         self.cause = cause
         self.id = control_id or new_id()
+        self.reason = reason
 
     @property
     def restart(self):
         return self.op == OP_RESTART
 
     def encode(self):
-        return {"id": self.id, "op": self.op, "timeout": self.timeout, "cause": self.cause}
+        return {
+            "id": self.id,
+            "op": self.op,
+            "timeout": self.timeout,
+            "cause": self.cause,
+            "reason": self.reason,
+        }
 
     @classmethod
     def decode(cls, data):
         """The command in ``data``, or ``None`` for anything that is not one."""
         if not data or data.get("op") not in OPS or not data.get("id"):
             return None
-        return cls(data["op"], data.get("timeout"), data.get("cause"), data["id"])
+        return cls(
+            data["op"], data.get("timeout"), data.get("cause"), data["id"], data.get("reason")
+        )
 
     def __repr__(self):
         return "Control(%r, id=%r)" % (self.op, self.id)
@@ -221,13 +236,13 @@ def command_to_write(pending, handled_id, new):
     """Which command control.json must hold when ``new`` arrives while ``pending`` is there.
 
     ``handled_id``: the id the monitor last acted on (``MonitorState.control_id``).
-    A pending stop wins over a new restart: the operator's stop must never be
+    A pending stop wins over a new restart or unload: the operator's stop must never be
     lost because a restart came before the monitor read it. Anything else: the
     newest command wins (a stop replaces a pending restart; the monitor keeps
     the stricter deadline of two stops it sees).
     """
     is_pending = pending is not None and pending.id != handled_id
-    if is_pending and pending.op == OP_STOP and new.op == OP_RESTART:
+    if is_pending and pending.op == OP_STOP and new.op in (OP_RESTART, OP_UNLOAD):
         return pending
     return new
 
@@ -251,13 +266,15 @@ class MonitorState:
     of every process of the model's tree, so a successor can stop what is left.
     ``last_exit``: ``code``, ``signal``, ``at``, ``reason``, ``last_lines``.
     ``waiting_for``: what a ``starting`` model waits for before its process is started
-    (``vocabulary.WAITING_FOR_GPU``), else ``None``.
+    (``vocabulary.WAITING_FOR_GPU``), else ``None``. ``activation``: an on-demand model's
+    relay (``listen``, ``state``, ``pending``, ``connections``, ``last_activity``,
+    ``unloads``, ``refused``), else ``None``.
     """
 
     FIELDS = (
         "name deploy_id run monitor_pid monitor_starttime boot_id status health ready reason "
         "pid pid_starttime port started_at restarts retries next_start_at last_exit processes "
-        "control_id log_id updated_at waiting_for"
+        "control_id log_id updated_at waiting_for activation"
     ).split()
     __slots__ = FIELDS
 

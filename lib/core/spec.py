@@ -67,7 +67,14 @@ BOUNDS = {
     "limits.open_files": Bound(16, 2**30, integer=True),
     "limits.core_bytes": Bound(0, 2**62, integer=True),
     "limits.cpu": Bound(0.01, 4096),
+    "activation.listen": Bound(1, 65535, integer=True),  # or "auto" (the default)
+    "activation.idle_timeout": Bound(0.1, 7 * 86400, 300.0),
+    "activation.load_timeout": Bound(0.1, 86400, 600.0),
+    # the relay holds at most 512 connections in all (lib.monitor.relay.MAX_CONNECTIONS)
+    # at least 1: the connection that starts an idle model is queued while it loads
+    "activation.max_pending": Bound(1, 512, 100, integer=True),
 }
+ACTIVATION_DEFAULT_HOST = "127.0.0.1"
 # Longest string, in characters, of each string field ("env.*": every value of env).
 MAX_LENGTHS = {
     "command": 32 * 1024,  # the string form, and each argument of the list form
@@ -101,6 +108,7 @@ TOP_LEVEL_FIELDS = (
     "group",
     "extra_groups",
     "limits",
+    "activation",
 )
 
 
@@ -128,12 +136,14 @@ def parse_spec(body, log_defaults=None):
         "preset": body.get("preset"),
         **identity.parse_run_as(body),
         "limits": _limits(body.get("limits")),
+        "activation": _activation(body.get("activation")),
     }
     _check_gpu_env(spec)
     if spec["port"] is None and _uses_port(spec["command"]):
         raise ValidationError("port", "the command uses {port} but no port is set")
     if spec["gpus"] is None and any(GPUS_PLACEHOLDER in arg for arg in spec["command"]):
         raise ValidationError("gpus", "the command uses {gpus} but no gpus are set")
+    _check_activation(spec)
     kind = probe_kind(spec["health"])
     if kind in ("http", "tcp") and spec["port"] is None:
         raise ValidationError("health", "an %s probe needs a port" % kind)
@@ -406,6 +416,54 @@ def _gpus(value):
         "wait": bounded(section, "gpus.wait"),
         "shared": shared,
     }
+
+
+def _activation(value):
+    """On-demand: ``listen`` (a port or "auto"), ``host``, ``idle_timeout``, ``load_timeout``,
+    ``max_pending``, ``http_503``; ``None`` when absent (the model runs all the time)."""
+    if value is None:
+        return None
+    allowed = ("listen", "host", "idle_timeout", "load_timeout", "max_pending", "http_503")
+    section = _section(value, "activation", allowed)
+    listen = section.get("listen", "auto")
+    if listen != "auto":
+        listen = bounded(section, "activation.listen")
+    host = section.get("host", ACTIVATION_DEFAULT_HOST)
+    if not isinstance(host, str) or not _is_ip_address(host):
+        raise ValidationError("activation.host", "must be an IPv4 or IPv6 address")
+    http_503 = section.get("http_503", False)
+    if not isinstance(http_503, bool):
+        raise ValidationError("activation.http_503", "must be true or false")
+    return {
+        "listen": listen,
+        "host": host,
+        "idle_timeout": bounded(section, "activation.idle_timeout"),
+        "load_timeout": bounded(section, "activation.load_timeout"),
+        "max_pending": bounded(section, "activation.max_pending"),
+        "http_503": http_503,
+    }
+
+
+def _is_ip_address(text):
+    import socket  # here: only a deploy request parses a spec
+
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _check_activation(spec):
+    section = spec["activation"]
+    if section is None:
+        return
+    if spec["port"] is None:
+        raise ValidationError("activation", "an on-demand model needs a port to relay to")
+    if section["listen"] != "auto" and section["listen"] == spec["port"]:
+        raise ValidationError("activation.listen", "must differ from the model's own port")
 
 
 def _gpu_id(item, field):

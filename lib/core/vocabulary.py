@@ -12,11 +12,13 @@ STOPPED = "stopped"
 BACKOFF = "backoff"
 EXITED = "exited"
 FAILED = "failed"
+# An on-demand model (spec ``activation``) with its listener bound and no process running.
+IDLE = "idle"
 
-STATUSES = (STARTING, RUNNING, STOPPING, STOPPED, BACKOFF, EXITED, FAILED)
+STATUSES = (STARTING, RUNNING, STOPPING, STOPPED, BACKOFF, EXITED, FAILED, IDLE)
 
 # A monitor process is alive in these; it exits after reaching a terminal one.
-ACTIVE = frozenset({STARTING, RUNNING, STOPPING, BACKOFF})
+ACTIVE = frozenset({STARTING, RUNNING, STOPPING, BACKOFF, IDLE})
 TERMINAL = frozenset({STOPPED, EXITED, FAILED})
 
 HEALTH_NONE = "none"
@@ -28,11 +30,13 @@ HEALTH_VALUES = (HEALTH_NONE, HEALTH_STARTING, HEALTHY, UNHEALTHY)
 
 # Every edge a model may take. ``None`` is "not started yet".
 TRANSITIONS = {
-    None: {STARTING, FAILED, EXITED, STOPPED},
+    None: {STARTING, FAILED, EXITED, STOPPED, IDLE},  # IDLE: an on-demand model at deploy
     STARTING: {RUNNING, STOPPING, BACKOFF, EXITED, FAILED},
     RUNNING: {STOPPING, BACKOFF, EXITED, FAILED},
-    STOPPING: {STOPPED, BACKOFF, EXITED, FAILED, STARTING},  # STARTING: a manual restart
-    BACKOFF: {STARTING, STOPPED, FAILED},
+    # STARTING: a manual restart, or a connection that came during an unload; IDLE: unloaded
+    STOPPING: {STOPPED, BACKOFF, EXITED, FAILED, STARTING, IDLE},
+    BACKOFF: {STARTING, STOPPED, FAILED, IDLE},  # IDLE: unloaded while waiting to restart
+    IDLE: {STARTING, STOPPED, FAILED},  # STARTING: the first connection; FAILED: cannot bind
     STOPPED: set(),
     EXITED: set(),
     FAILED: set(),
@@ -53,7 +57,21 @@ PROBE_KINDS = (PROBE_HTTP, PROBE_TCP, PROBE_LOG)
 STOP_REQUESTED = "stop"
 STOP_FOR_RESTART = "restart"
 STOP_UNHEALTHY = "unhealthy"
-STOP_KINDS = (STOP_REQUESTED, STOP_FOR_RESTART, STOP_UNHEALTHY)
+STOP_UNLOAD = "unload"  # an on-demand model going back to idle
+STOP_KINDS = (STOP_REQUESTED, STOP_FOR_RESTART, STOP_UNHEALTHY, STOP_UNLOAD)
+
+# Why an on-demand model was unloaded (the ``reason`` of its ``-> idle`` event).
+UNLOAD_IDLE_TIMEOUT = "idle_timeout"  # no open connection for activation.idle_timeout
+UNLOAD_MANUAL = "manual"  # POST /models/{name}/unload
+UNLOAD_EVICTED = "evicted"  # POST /models/{name}/unload?reason=evicted: memory for another
+UNLOAD_REASONS = (UNLOAD_IDLE_TIMEOUT, UNLOAD_MANUAL, UNLOAD_EVICTED)
+
+# The relay's view of an on-demand model (``activation.state`` of GET /models/{name}).
+ACTIVATION_IDLE = "idle"  # nothing runs; a connection starts the model
+ACTIVATION_LOADING = "loading"  # the model is starting: connections queue
+ACTIVATION_READY = "ready"  # connections are relayed
+ACTIVATION_UNLOADING = "unloading"  # the model is stopping: connections queue, then restart it
+ACTIVATION_STATES = (ACTIVATION_IDLE, ACTIVATION_LOADING, ACTIVATION_READY, ACTIVATION_UNLOADING)
 
 # Exit reasons: ``last_exit.reason``, events, a failed ``deploy --wait``.
 REASON_STOPPED = "stopped"
@@ -75,6 +93,7 @@ REASON_MONITOR_DIED = "monitor_died"
 REASON_GPU_BUSY = "gpu_busy"  # the VRAM gate: not enough free GPU memory within gpus.wait
 # The model's own cgroup hit limits.memory_bytes and the kernel killed a process in it.
 REASON_OOM_KILLED = "oom_killed"
+REASON_LISTEN_FAILED = "listen_failed"  # an on-demand model's listener could not be bound
 EXIT_REASONS = (
     REASON_STOPPED,
     REASON_COMPLETED,
@@ -94,6 +113,7 @@ EXIT_REASONS = (
     REASON_MONITOR_DIED,
     REASON_GPU_BUSY,
     REASON_OOM_KILLED,
+    REASON_LISTEN_FAILED,
 )
 # Exits that count as failures even with a zero code: the model was stopped for them.
 PROBE_FAILURES = frozenset({REASON_UNHEALTHY, REASON_HEALTH_TIMEOUT, REASON_MONITOR_DIED})

@@ -35,7 +35,8 @@ def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
         "desired": deployment.desired,
         "pid": pid,
         "port": port,
-        "endpoint": "http://127.0.0.1:%d" % port if port else None,
+        "endpoint": _endpoint(deployment, port),
+        "activation": _activation(deployment, current, status),
         "created_at": timefmt.format_us(deployment.created_at),
         "started_at": timefmt.format_us(started_at),
         "restarts": current.restarts,
@@ -51,6 +52,33 @@ def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
             specs.resolve_command(deployment.spec, port, deployment.gpus)
         ),
         "spec": redact.redact_spec(deployment.spec),
+    }
+
+
+def _endpoint(deployment, port):
+    """Where clients connect: an on-demand model's listener, else the model's own port."""
+    section = deployment.spec.get("activation")
+    if section is not None and deployment.listen:
+        host = section["host"]
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, deployment.listen)
+    return "http://127.0.0.1:%d" % port if port else None
+
+
+def _activation(deployment, state, status):
+    """``listen``, ``state``, ``pending``, ``connections``, ``last_activity``, ``unloads``
+    (``None`` for a model without ``activation``)."""
+    if deployment.spec.get("activation") is None:
+        return None
+    relay = (state.activation or {}) if status in vocabulary.ACTIVE else {}
+    return {
+        "listen": deployment.listen,
+        "state": relay.get("state"),
+        "pending": relay.get("pending", 0),
+        "connections": relay.get("connections", 0),
+        "last_activity": timefmt.format_us(relay.get("last_activity")),
+        "unloads": relay.get("unloads", 0),
+        "refused": relay.get("refused", 0),
     }
 
 

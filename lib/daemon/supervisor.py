@@ -311,17 +311,31 @@ class Supervisor:
             preflight.check_port(spec["port"], taken)
         return spec["port"]
 
+    def _choose_listen(self, spec, port, previous):
+        """An on-demand model's public port: the spec's, the previous deployment's (sticky,
+        so clients keep their address across redeploys), or a free one."""
+        section = spec.get("activation")
+        if section is None:
+            return None
+        taken = self._ports_in_use(exclude=spec["name"])
+        taken[port] = spec["name"]
+        if section["listen"] != "auto":
+            preflight.check_port(section["listen"], taken)
+            return section["listen"]
+        if previous is not None and previous.listen and previous.listen not in taken:
+            return previous.listen
+        return preflight.pick_free_port(taken)
+
     def _ports_in_use(self, exclude):
         taken = {}
         with self.lock:
             records = list(self.records.values())
         for record in records:
-            if (
-                record.name != exclude
-                and record.port
-                and record.desired == vocabulary.DESIRED_RUNNING
-            ):
-                taken[record.port] = record.name
+            if record.name == exclude or record.desired != vocabulary.DESIRED_RUNNING:
+                continue
+            for claimed in (record.port, record.listen):
+                if claimed:
+                    taken[claimed] = record.name
         return taken
 
     def dry_run(self, body):
@@ -360,7 +374,12 @@ class Supervisor:
                     raise errors.ModelAlreadyRunningError(name, current)
             assignment = self._assign_gpus(spec, previous.gpus if previous else None)
             record = registry.Deployment(
-                spec, port, run=(previous.run + 1) if previous else 1, cause=cause, gpus=assignment
+                spec,
+                port,
+                run=(previous.run + 1) if previous else 1,
+                cause=cause,
+                gpus=assignment,
+                listen=self._choose_listen(spec, port, previous),
             )
             self.registry.save(record)
             with self.lock:
@@ -390,6 +409,8 @@ class Supervisor:
                 raise errors.ModelAlreadyRunningError(name, current)
             if record.port and record.spec["port"] is not None:
                 preflight.check_port(record.port, self._ports_in_use(exclude=name))
+            if record.listen:
+                preflight.check_port(record.listen, self._ports_in_use(exclude=name))
             if record.spec.get("gpus") and self.gpus.devices[0]:
                 record.gpus = self._assign_gpus(record.spec, record.gpus)  # sticky
             record.run += 1
@@ -443,6 +464,37 @@ class Supervisor:
             result["purged"] = True
         return result
 
+    def unload(self, name, reason=vocabulary.UNLOAD_MANUAL, cause=None):
+        """Unload an on-demand model now (back to ``idle``, listener kept); its status after.
+
+        Idempotent: an idle model stays idle. ``NotOnDemandError`` for a model without
+        ``activation``; ``ModelNotActiveError`` when no monitor runs it.
+        """
+        record = self.record(name)
+        if record.spec.get("activation") is None:
+            raise errors.NotOnDemandError(
+                "model %r has no activation section: stop it instead" % name, name=name
+            )
+        current = self.describe(name)["status"]
+        if current not in vocabulary.ACTIVE:
+            raise errors.ModelNotActiveError(
+                "model %r is %s: nothing to unload (start it first)" % (name, current),
+                name=name,
+                status=current,
+            )
+        control_id = self._send_control(name, protocol.OP_UNLOAD, None, cause, reason)
+        if control_id is None:
+            raise errors.ModelNotActiveError(
+                "model %r has no live monitor to unload it" % name, name=name, status=current
+            )
+        self.wait_for(name, lambda state: state.control_id == control_id, 5)
+
+        def settled(state):
+            return state.status != vocabulary.STOPPING
+
+        self.wait_for(name, settled, record.spec["stop"]["timeout"] + 15)
+        return self.describe(name)
+
     def _stopped(self, state):
         return state.terminal
 
@@ -463,7 +515,7 @@ class Supervisor:
         finally:
             lock.release()
 
-    def _send_control(self, name, op, timeout, cause):
+    def _send_control(self, name, op, timeout, cause, reason=None):
         """Write control.json and signal the live monitor; the id it must act on (``None``:
         no monitor lives). A pending stop is kept over a new restart
         (``protocol.command_to_write``), and the id returned is then the stop's."""
@@ -475,7 +527,7 @@ class Supervisor:
             if not self.system.alive(state.monitor_pid, state.monitor_starttime):
                 return None
             pending = protocol.read_control(model_paths)
-            command = protocol.Control(op, timeout, cause)
+            command = protocol.Control(op, timeout, cause, reason=reason)
             chosen = protocol.command_to_write(pending, state.control_id, command)
             if chosen is command:
                 protocol.write_control(model_paths, command)
@@ -516,8 +568,8 @@ class Supervisor:
         deadline = self.system.monotonic() + timeout
         while True:
             current = self.describe(name)
-            if current["ready"]:
-                return current
+            if current["ready"] or current["status"] == vocabulary.IDLE:
+                return current  # idle: an on-demand model is up, waiting for a connection
             if current["status"] in (
                 vocabulary.BACKOFF,
                 vocabulary.EXITED,

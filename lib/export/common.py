@@ -225,6 +225,10 @@ def report_unknown_fields(export, spec):
     for key in ("user", "group", "extra_groups", "limits"):
         if spec.get(key):  # modeld enforces these itself; the target's own knobs differ
             export.lose(key, spec[key], "set the engine's own user and limits by hand")
+    if spec.get("activation"):
+        export.lose(
+            "activation", spec["activation"], "no on-demand start or idle unload: it runs always"
+        )
 
 
 def report_backoff(export, spec, what):

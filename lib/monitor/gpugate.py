@@ -223,7 +223,8 @@ class GpuGuard:
 
     def after_changes(self, changes):
         """If ``changes`` end in a stop: the release check. ``(event fields, notes)``."""
-        stopped = any(event.new == vocabulary.STOPPED for event in changes)
+        # An unload (-> idle) frees the memory for another model: check it like a stop.
+        stopped = any(event.new in (vocabulary.STOPPED, vocabulary.IDLE) for event in changes)
         if not stopped or not self.smi.available or not self.seen:
             return None, []
         seconds, holders = released_after(self.smi.snapshot, dict(self.seen))

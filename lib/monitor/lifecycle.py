@@ -74,6 +74,8 @@ class Lifecycle:
         self.has_probe = specs.probe_kind(spec["health"]) is not None
         self.stop_timeout = spec["stop"]["timeout"]
         self.stop_signal = spec["stop"]["signal"]
+        self.on_demand = spec.get("activation") is not None
+        self.unload_reason = None  # while an unload runs: one of vocabulary.UNLOAD_REASONS
         self.status = None
         self.health = vocabulary.HEALTH_NONE
         self.reason = None
@@ -132,9 +134,34 @@ class Lifecycle:
         return self.recovered(now, decision.kind == RESUME_RECOVER, cause)
 
     def begin(self, now, cause=None):
-        """Start the model for the first time in this monitor."""
+        """Start the model for the first time in this monitor (an on-demand one waits idle)."""
         self.cause = cause
+        if self.on_demand:
+            return self._go(vocabulary.IDLE, now, "waiting for a connection")
         return self._start(now, "deployed")
+
+    def activate(self, now):
+        """An on-demand model gets a connection while idle: start it."""
+        if self.status != vocabulary.IDLE:
+            return []
+        self.retries = 0
+        return self._start(now, "activated by a connection")
+
+    def unload(self, now, reason, cause=None):
+        """Back to idle (``reason``: one of ``vocabulary.UNLOAD_REASONS``); no-op unless loaded."""
+        if not self.on_demand:
+            return []
+        if self.status == vocabulary.BACKOFF:
+            self.cause = cause
+            return self._go(vocabulary.IDLE, now, reason)
+        if self.status not in (vocabulary.STARTING, vocabulary.RUNNING):
+            return []
+        self.cause = cause
+        self.unload_reason = reason
+        self.stop_kind = vocabulary.STOP_UNLOAD
+        self.kill_at = now + self.stop_timeout
+        text = "unloading (%s)" % reason
+        return self._go(vocabulary.STOPPING, now, text) + [Signal(self.stop_signal)]
 
     def _start(self, now, reason):
         self.exit_seen = False
@@ -160,6 +187,9 @@ class Lifecycle:
         self.cause = cause
         if not previous_active:
             return self._go(vocabulary.STOPPED, now, vocabulary.REASON_STOPPED)
+        if self.on_demand:
+            # The listener died with the old monitor: wait idle again; a connection reloads it.
+            return self._go(vocabulary.IDLE, now, "its monitor was replaced; waiting idle")
         self._record_exit(None, None, vocabulary.REASON_MONITOR_DIED, now)
         if self.restart["policy"] == vocabulary.RESTART_NO:
             return self._go(vocabulary.EXITED, now, "its monitor died; restart policy is no")
@@ -200,6 +230,10 @@ class Lifecycle:
         if kind == vocabulary.STOP_FOR_RESTART:
             self.retries = 0
             return self._start(now, "restarted")
+        if kind == vocabulary.STOP_UNLOAD:
+            reason, self.unload_reason = self.unload_reason, None
+            self.pid = None
+            return self._go(vocabulary.IDLE, now, reason)
         return self._after_exit(now)
 
     def _after_exit(self, now):
@@ -229,7 +263,7 @@ class Lifecycle:
         """A stop (or restart) asked for through the API or a signal."""
         self.cause = cause
         timeout = self.stop_timeout if timeout is None else timeout
-        if self.status == vocabulary.BACKOFF:
+        if self.status in (vocabulary.BACKOFF, vocabulary.IDLE):
             if restart:
                 self.retries = 0
                 return self._start(now, "restarted")
@@ -241,7 +275,9 @@ class Lifecycle:
             return self._go(vocabulary.STOPPING, now, action) + [Signal(self.stop_signal)]
         if self.status == vocabulary.STOPPING:
             # Already on the way down: the stricter deadline wins; a stop beats a restart.
-            if self.stop_kind in (None, vocabulary.STOP_UNHEALTHY) or not restart:
+            if self.stop_kind in (None, vocabulary.STOP_UNHEALTHY, vocabulary.STOP_UNLOAD) or (
+                not restart
+            ):
                 self.stop_kind = (
                     vocabulary.STOP_FOR_RESTART if restart else vocabulary.STOP_REQUESTED
                 )

@@ -35,7 +35,16 @@ from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, v
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import diagnosis, store
-from lib.monitor import capture, confinement, forensics, gpugate, lifecycle, probes, proctree
+from lib.monitor import (
+    activation,
+    capture,
+    confinement,
+    forensics,
+    gpugate,
+    lifecycle,
+    probes,
+    proctree,
+)
 from lib.monitor import diagnostics as log
 
 SCAN_INTERVAL = 2.0
@@ -44,6 +53,12 @@ SCAN_INTERVAL = 2.0
 STATE_REFRESH = 5.0
 PUBLISH_RETRY = 1.0
 STOP_POLL = 0.05
+# An on-demand model's connection counts reach state.json this soon after they move
+# (not on every connection: each publish is a file write).
+COUNTS_PUBLISH = 0.5
+# While connections queue for a starting model, it is probed this often (within its start
+# period, where a failed probe does not count), so they are relayed as soon as it answers.
+HURRY_PROBE = 0.01
 
 
 def main(argv=None):
@@ -133,6 +148,7 @@ class Monitor:
         self.dirty = False
         self.last_control = None
         self.boot_id = self.system.boot_id()
+        self.relay = None  # an on-demand model's listener and connections (lib.monitor.relay)
         self.own_starttime = self.system.start_time(self.system.getpid())
 
     # -- start-up ------------------------------------------------------------
@@ -151,6 +167,8 @@ class Monitor:
         try:
             return self._loop(actions)
         finally:
+            if self.relay is not None:
+                self.relay.close()
             self.writer.close()
             self.confinement.remove()
 
@@ -190,7 +208,35 @@ class Monitor:
         self.last_control = previous.control_id if previous else None
         self._tell_parent(protocol.READY)
         self._stop_leftovers(previous)
+        if self.spec.get("activation") and decision.kind != lifecycle.RESUME_STOPPED:
+            failure = self._bind_relay()
+            if failure is not None:
+                return self.life.spawn_failed(
+                    vocabulary.REASON_LISTEN_FAILED, failure, self.clock()
+                )
         return self.life.resume(decision, self.clock(), deployment.cause)
+
+    def _bind_relay(self):
+        """Bind the on-demand listener (``None``), or say why it cannot be bound."""
+        from lib.monitor import relay  # only on-demand monitors pay for it
+
+        section = self.spec["activation"]
+        port = self.deployment.listen
+        try:
+            listener = relay.bind_listener(section["host"], port)
+        except OSError as error:
+            message = "cannot listen on %s:%s: %s" % (section["host"], port, error.strerror)
+            self._note("error", message)
+            return message
+        decider = activation.Activation(
+            section["idle_timeout"], section["load_timeout"], section["max_pending"]
+        )
+        self.relay = relay.Relay(
+            listener, ("127.0.0.1", self.port), self.selector, decider, self.clock,
+            section["http_503"],
+        )  # fmt: skip
+        self._note("info", "listening on %s:%d for connections" % (section["host"], port))
+        return None
 
     def _read_deployment(self):
         try:
@@ -251,6 +297,8 @@ class Monitor:
             self.next_publish,
             self.gpu.next_deadline(),
         ]
+        if self.relay is not None:
+            deadlines += [self.relay.activation.next_deadline(), self.relay.next_deadline()]
         if self.life.status == vocabulary.STOPPING or self.killing or self.life.terminal:
             deadlines.append(now + STOP_POLL)
         known = [value for value in deadlines if value is not None]
@@ -264,6 +312,8 @@ class Monitor:
             actions += self.life.all_gone(now)
         actions += self.life.tick(now)
         actions += self._gpu_tick(now)
+        if self.relay is not None:
+            actions += self._activation_turn(now)
         self.prober.tick(now)
         if self.killing:
             self._kill_all()
@@ -358,7 +408,11 @@ class Monitor:
         else:
             code = os.WEXITSTATUS(status)
         self.capture.drain(final=False)
-        requested = self.life.stop_kind in (vocabulary.STOP_REQUESTED, vocabulary.STOP_FOR_RESTART)
+        requested = self.life.stop_kind in (
+            vocabulary.STOP_REQUESTED,
+            vocabulary.STOP_FOR_RESTART,
+            vocabulary.STOP_UNLOAD,
+        )
         was_ready = self.life.status == vocabulary.RUNNING
         entries = diagnosis.read_run(self.paths.logs, self.run_first_seq)
         oom = None
@@ -471,7 +525,14 @@ class Monitor:
         if control is None or control.id == self.last_control:
             return
         self.last_control = control.id
-        actions = self.life.request_stop(control.timeout, now, control.cause, control.restart)
+        if control.op == protocol.OP_UNLOAD:
+            actions = self.life.unload(
+                now, control.reason or vocabulary.UNLOAD_MANUAL, control.cause
+            )
+            if actions and self.relay is not None:
+                self.relay.activation.unloaded()
+        else:
+            actions = self.life.request_stop(control.timeout, now, control.cause, control.restart)
         self.dirty = True
         self._perform(actions)
 
@@ -490,6 +551,50 @@ class Monitor:
                 "health: %s%s" % (self.life.health, "" if ok else " (%s)" % detail),
             )
         self._perform(actions)
+
+    # -- on demand -------------------------------------------------------------
+
+    def _activation_turn(self, now):
+        """The activation's turn (``activation.Activation.turn``): start, unload, relay."""
+        self.relay.tick(now)
+        phase = self.relay.activation.phase
+        turn = self.relay.activation.turn(now, self.life.status, self.life.ready)
+        if self.relay.activation.phase != phase:
+            self.dirty = True  # published with the next flush
+        actions = []
+        if turn.start:
+            actions += self.life.activate(now)
+        if turn.unload:
+            actions += self.life.unload(now, vocabulary.UNLOAD_IDLE_TIMEOUT)
+        if turn.expire:
+            self._note(
+                "warning", "closed %d queued connection(s) after load_timeout" % len(turn.expire)
+            )
+        self.relay.perform(turn)
+        if self.relay.activation.pending and self._in_start_period(now):
+            self.prober.hurry(now, HURRY_PROBE)
+        if self.relay.changed:
+            self.relay.changed = False
+            self.next_publish = min(self.next_publish, now + COUNTS_PUBLISH)
+        return actions
+
+    def _in_start_period(self, now):
+        """Starting and within the probe's grace: failed probes do not count yet."""
+        life = self.life
+        return (
+            life.status == vocabulary.STARTING
+            and life.started_at is not None
+            and now - life.started_at < life.probe["start_period"]
+        )
+
+    def _activation_state(self):
+        if self.relay is None:
+            return None
+        shown = self.relay.activation.describe()
+        shown["last_activity"] = _us(shown["last_activity"])
+        shown["listen"] = self.relay.listen_port
+        shown["refused"] = self.relay.refused
+        return shown
 
     # -- GPUs ----------------------------------------------------------------
 
@@ -563,6 +668,7 @@ class Monitor:
             last_exit=_exit_for_state(life.last_exit),
             processes=self.recorded_processes,
             waiting_for=self.gpu.waiting_for,
+            activation=self._activation_state(),
             control_id=self.last_control,
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),

@@ -60,6 +60,12 @@ class Prober:
             self.attempt = None
         self.next_at = None
 
+    def hurry(self, now, within):
+        """A client waits for this model (on demand): probe within ``within`` seconds,
+        not at the next interval, so it is relayed as soon as the model answers."""
+        if self.attempt is None and self.next_at is not None:
+            self.next_at = min(self.next_at, now + within)
+
     def next_deadline(self):
         if self.attempt is not None:
             return self.attempt.deadline
