@@ -562,10 +562,12 @@ class Supervisor:
         launching = name in self.launcher.launching
         failure = self.launcher.failures.get(name)
         alive = not launching and not failure and self.monitor_alive(name)
-        # The state file matters only for a model with no monitor: skip the read otherwise.
-        state = None if launching or failure or alive else self.read_state(name)
+        # The state file matters for a model with no monitor, or one meant to be stopped.
+        needed = not (launching or failure) and (not alive or not record.wanted)
+        state = self.read_state(name) if needed else None
         recoveries = self.launcher.recent_recoveries(name)
-        action = reconcile.decide(record, state, alive, launching, failure, recoveries)
+        since = self.launcher.since_last_recovery(name)
+        action = reconcile.decide(record, state, alive, launching, failure, recoveries, since)
         self._perform(name, record, action)
 
     def _perform(self, name, record, action):
@@ -578,6 +580,10 @@ class Supervisor:
                 log.info("adopted the monitor of %r (pid %s, run %d)", name, pid, record.run)
             return
         if action.kind == reconcile.WAIT:
+            return
+        if action.kind == reconcile.STOP:
+            log.warning("%r: %s: stopping it", name, action.reason)
+            self._send_control(name, protocol.OP_STOP, None, record.cause)
             return
         self.watched.discard(name)
         if action.kind == reconcile.REPLACE:
