@@ -106,6 +106,24 @@ class ModelBusyError(ConflictError):
     code = "model_busy"
 
 
+class StopIncompleteError(ModeldError):
+    """A stop ended with processes of the model still alive (``details.processes``)."""
+
+    code = "stop_incomplete"
+    status = 503
+
+
+class InsufficientStorageError(ModeldError):
+    """The model's directory cannot be written (a full disk, a read-only file system).
+
+    ``details``: ``cause`` (the system's words, such as "No space left on device"),
+    ``path``, and what was done anyway (a stop still reaches the monitor).
+    """
+
+    code = "insufficient_storage"
+    status = 507
+
+
 class PortInUseError(ConflictError):
     code = "port_in_use"
 

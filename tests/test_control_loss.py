@@ -59,3 +59,59 @@ def test_a_surrogate_in_a_key_is_refused_with_an_answerable_field(api, tag):
     response = api.post("/models", json.dumps(body), content_type="application/json", status="*")
     error = assert_error(response, 400, "validation_error")
     assert error["details"]["field"] == "labels.\\ud800"
+
+
+# -- items 1-3: a purge is crash-safe; a stop whose monitor died still ends the model ------
+
+
+def test_a_purge_interrupted_by_a_crash_never_brings_the_model_back(home, tag):
+    """kill -9 of the daemon in the middle of the purge's removal: what is left on disk is
+    the renamed directory holding only the previous generation (desired running)."""
+    from lib.core import paths
+    from lib.daemon.supervisor import Supervisor
+
+    first = Supervisor(paths.Home(home), sample_interval=0.2)
+    first.start()
+    try:
+        first.deploy({"name": "m", "command": model("sleeper.py", tag=tag)})
+        first.stop("m", timeout=5)
+    finally:
+        first.shutdown()
+    models = os.path.join(home, "models")
+    doomed = os.path.join(models, ".purged-m-0123abcd")
+    os.rename(os.path.join(models, "m"), doomed)
+    os.remove(os.path.join(doomed, "deployment.json"))  # rmtree got that far
+    assert os.path.exists(os.path.join(doomed, "deployment.json.prev"))
+
+    second = Supervisor(paths.Home(home), sample_interval=0.2)
+    second.start()
+    try:
+        assert second.names() == []
+        assert not os.path.exists(doomed), "the purge is completed at start"
+        time.sleep(1.5)  # a reconcile round: nothing may be started
+        assert processes_tagged(tag) == []
+    finally:
+        second.shutdown(stop_models=True, timeout=5)
+
+
+@pytest.mark.parametrize("purge", [False, True], ids=["stop", "purge"])
+def test_a_stop_whose_monitor_dies_still_ends_every_process(api, tag, supervisor, purge):
+    deploy(api, tag, "m", "ignore_term.py", stop={"timeout": 3})
+    body = wait_until(lambda: status(api, "m")["pid"] and status(api, "m"), message="a pid")
+    model_pid, monitor_pid = body["pid"], body["monitor"]["pid"]
+    answers = []
+    path = "/models/m" + ("?purge=true" if purge else "")
+    stopper = threading.Thread(target=lambda: answers.append(api.delete(path, status="*")))
+    stopper.start()
+    wait_status(api, "m", "stopping")
+    os.kill(monitor_pid, signal.SIGKILL)  # the model ignores SIGTERM: it outlives its monitor
+    stopper.join(60)
+    (answer,) = answers
+    assert answer.status_int == 200, answer.text
+    assert not procfs.alive(model_pid), "DELETE answered while the model still runs"
+    assert processes_tagged(tag) == []
+    if purge:
+        assert api.get("/models/m", status="*").status_int == 404
+        assert not os.path.exists(supervisor.home.model("m").root)
+    else:
+        assert status(api, "m")["status"] == "stopped"

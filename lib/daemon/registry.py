@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 
-from lib.core import fsutil, protocol, timefmt
+from lib.core import fsutil, paths, protocol, timefmt
 
 log = logging.getLogger("modeld.registry")
 
@@ -28,7 +28,12 @@ class Registry:
         fsutil.ensure_directory(home.models)
 
     def load_all(self):
-        """Every deployment on disk; a corrupt file falls back to its previous generation."""
+        """Every deployment on disk; a corrupt file falls back to its previous generation.
+
+        Purges a crash interrupted are completed first: a ``.purged-*`` directory is
+        never loaded as a model.
+        """
+        self.finish_purges()
         found = {}
         for name in self.home.model_names():
             model_paths = self.home.model(name)
@@ -51,10 +56,22 @@ class Registry:
     def purge(self, name):
         """Remove the model's directory: record, state, events and logs."""
         root = self.home.model(name).root
-        # Rename first so a half-finished removal never looks like a deployment.
-        doomed = os.path.join(self.home.models, ".purged-%s-%s" % (name, secrets.token_hex(4)))
+        # Rename first (the commit point) so a half-finished removal never looks like a
+        # deployment; a crash after it is completed by ``finish_purges`` at the next start.
+        doomed = os.path.join(
+            self.home.models, "%s%s-%s" % (paths.PURGED_PREFIX, name, secrets.token_hex(4))
+        )
         try:
             os.rename(root, doomed)
         except FileNotFoundError:
             return
         shutil.rmtree(doomed, ignore_errors=True)
+
+    def finish_purges(self):
+        """Remove what purges interrupted by a crash left (no monitor can live there)."""
+        for doomed in self.home.purged_leftovers():
+            if fsutil.is_locked(os.path.join(doomed, "monitor.lock")):
+                log.error("%s: a monitor still holds its lock; removing it later", doomed)
+                continue
+            log.warning("completing an interrupted purge: removing %s", doomed)
+            shutil.rmtree(doomed, ignore_errors=True)

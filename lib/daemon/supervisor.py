@@ -24,7 +24,7 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import nvidia, protocol, redact, timefmt, vocabulary
+from lib.core import leftovers, nvidia, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
 from lib.daemon import (
@@ -80,6 +80,7 @@ class Supervisor:
         self.launcher = launcher.Launcher(home, self.environ, self.system)
         self.watched = set()  # names whose live monitor this supervisor knows (adopted or started)
         self.name_locks = {}
+        self.finishing = set()  # names whose stop a request thread is seeing through
         self.control_locks = {}
         self.lock = threading.RLock()
         self.commands = queue.Queue()
@@ -414,6 +415,7 @@ class Supervisor:
     def stop(self, name, timeout=None, purge=False, cause=None):
         """Stop a model gracefully (idempotent); ``purge`` also removes record and logs."""
         lock = self._exclusive(name)
+        sent_at = self.system.monotonic()
         try:
             record = self.record(name)
             record.desired = vocabulary.DESIRED_STOPPED
@@ -425,11 +427,14 @@ class Supervisor:
         finally:
             lock.release()
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
-        self.wait_for(name, self._stopped, stop_timeout + 15)
-        # Stopped means no process is left: not the model's, nor its monitor's.
-        deadline = self.system.monotonic() + 10
-        while self.monitor_alive(name) and self.system.monotonic() < deadline:
-            self.system.sleep(POLL)
+        with self.lock:
+            self.finishing.add(name)  # reconcile leaves it to us meanwhile
+        try:
+            self.wait_for(name, self._stopped, stop_timeout + 15)
+            self._finish_stop(name, record, sent_at + stop_timeout)
+        finally:
+            with self.lock:
+                self.finishing.discard(name)
         result = self.describe(name)
         if purge:
             self.purge(name)
@@ -438,6 +443,48 @@ class Supervisor:
 
     def _stopped(self, state):
         return state.terminal
+
+    def _finish_stop(self, name, record, kill_at):
+        """Return only when no process of the model is left, nor its monitor.
+
+        A monitor that died during the stop (``kill -9``, OOM) leaves its model to
+        nobody: the daemon ends the processes it recorded itself (pid AND start time,
+        through the seam; SIGKILL at ``kill_at``), then starts a monitor that records the
+        model as stopped. ``StopIncompleteError`` names what could not be ended.
+        """
+        self._wait_monitor_gone(name, 10)
+        state = self.read_state(name)
+        if state is not None and state.run == record.run and state.active:
+            candidates = leftovers.recorded(state, self.system)
+            alive = leftovers.still_alive(self.system, candidates)
+            log.warning(
+                "%r: its monitor died during the stop; ending %d process(es)", name, len(alive)
+            )
+            grace = max(0.0, kill_at - self.system.monotonic())
+            number = specs.stop_signal_number(record.spec)
+            leftovers.stop_processes(self.system, candidates, number, grace)
+            self._start_monitor(name, recover=True)  # finds nothing left: records "stopped"
+            self.wait_for(name, self._stopped, 10)
+            self._wait_monitor_gone(name, 10)
+        self._check_nothing_left(name, state)
+
+    def _wait_monitor_gone(self, name, timeout):
+        deadline = self.system.monotonic() + timeout
+        while self.monitor_alive(name) and self.system.monotonic() < deadline:
+            self.system.sleep(POLL)
+
+    def _check_nothing_left(self, name, state):
+        """``StopIncompleteError`` unless the monitor and every recorded process are gone."""
+        alive = leftovers.still_alive(self.system, leftovers.recorded(state, self.system))
+        if self.monitor_alive(name):
+            alive.append(("monitor", state.monitor_pid if state else None))
+        if alive:
+            raise errors.StopIncompleteError(
+                "model %r: processes are still running after the stop: %s"
+                % (name, ", ".join(str(pid) for pid, _ in alive)),
+                name=name,
+                processes=[pid for pid, _ in alive],
+            )
 
     def _needs_cleanup(self, name):
         state = self.read_state(name)
@@ -448,6 +495,8 @@ class Supervisor:
         try:
             if self.monitor_alive(name):
                 raise errors.ModelBusyError("model %r is still stopping" % name, name=name)
+            # Never forget a model while a process of it runs: nothing could stop it then.
+            self._check_nothing_left(name, self.read_state(name))
             with self.lock:
                 self.records.pop(name, None)
             self.launcher.forget(name)
@@ -548,7 +597,7 @@ class Supervisor:
         """Adopt live monitors, replace dead ones."""
         for name in self.names():
             lock = self._name_lock(name)
-            if not lock.acquire(blocking=False):
+            if name in self.finishing or not lock.acquire(blocking=False):
                 continue  # an operation on it is under way; look again next round
             try:
                 self._reconcile_one(name)
