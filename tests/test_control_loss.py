@@ -115,3 +115,55 @@ def test_a_stop_whose_monitor_dies_still_ends_every_process(api, tag, supervisor
         assert not os.path.exists(supervisor.home.model("m").root)
     else:
         assert status(api, "m")["status"] == "stopped"
+
+
+# -- item 4: concurrent restarts and a stop: the stop wins, the desired state is enforced ----
+
+
+def test_concurrent_restarts_and_a_stop_never_lose_the_stop(api, tag, supervisor):
+    deploy(api, tag, "m", "sleeper.py", stop={"timeout": 5})
+    wait_status(api, "m", "running")
+    answers, barrier = [], threading.Barrier(7)
+
+    def restart():
+        barrier.wait()
+        answers.append(api.post("/models/m/restart", status="*"))
+
+    def stop():
+        barrier.wait()
+        time.sleep(0.02)  # among the restarts, not before them
+        answers.append(("stop", api.delete("/models/m", status="*")))
+
+    threads = [threading.Thread(target=restart) for _ in range(6)]
+    threads.append(threading.Thread(target=stop))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    stops = [answer for kind, answer in (a for a in answers if isinstance(a, tuple))]
+    restarts = [answer for answer in answers if not isinstance(answer, tuple)]
+    assert stops[0].status_int == 200, stops[0].text
+    assert all(answer.status_int in (200, 409) for answer in restarts), [
+        answer.text for answer in restarts if answer.status_int not in (200, 409)
+    ]
+
+    # Whatever the order, the persisted desired state is what runs, once reconcile looked.
+    def settled():
+        body = status(api, "m")
+        running = body["status"] in ("starting", "running", "backoff", "stopping")
+        return body if running == (body["desired"] == "running") else None
+
+    body = wait_until(settled, timeout=20, message="the desired state to be enforced")
+    if body["desired"] == "stopped":
+        wait_until(lambda: processes_tagged(tag) == [], message="no process of a stopped model")
+
+
+def test_reconcile_stops_a_model_whose_stop_was_lost(api, tag, supervisor):
+    """desired=stopped persisted while the model runs (a stop overtaken by a restart)."""
+    deploy(api, tag, "m", "sleeper.py", stop={"timeout": 5})
+    wait_status(api, "m", "running")
+    record = supervisor.record("m")
+    record.desired = "stopped"
+    supervisor.registry.save(record)  # as if the stop's control.json had been replaced
+    wait_status(api, "m", "stopped", timeout=10)
+    wait_until(lambda: processes_tagged(tag) == [], message="no process of a stopped model")
