@@ -123,6 +123,13 @@ class InsufficientStorageError(ModeldError):
     code = "insufficient_storage"
     status = 507
 
+    @classmethod
+    def from_os_error(cls, error, doing, **details):
+        """The error for an ``OSError`` raised while ``doing`` (its words become the cause)."""
+        cause = error.strerror or str(error)
+        message = "cannot %s: %s" % (doing, cause)
+        return cls(message, cause=cause, path=error.filename, **details)
+
 
 class PortInUseError(ConflictError):
     code = "port_in_use"

@@ -167,3 +167,116 @@ def test_reconcile_stops_a_model_whose_stop_was_lost(api, tag, supervisor):
     supervisor.registry.save(record)  # as if the stop's control.json had been replaced
     wait_status(api, "m", "stopped", timeout=10)
     wait_until(lambda: processes_tagged(tag) == [], message="no process of a stopped model")
+
+
+# -- item 5: a full disk or a read-only model directory: a stop still reaches the model -----
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (root only: CI runs as root); skipped where it cannot be mounted."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield str(mount)
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+def fill(directory):
+    """Write until the file system is full."""
+    with open(os.path.join(directory, "filler"), "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+def bind_read_only(directory):
+    """The directory as a read-only bind mount of itself (files open already stay open)."""
+    import subprocess
+
+    subprocess.run(["mount", "--bind", directory, directory], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", directory], check=True)
+
+
+def disk_api(home):
+    import webtest
+
+    from conftest import TOKEN
+    from lib.api import app as api_module
+    from lib.core import paths
+    from lib.daemon.supervisor import Supervisor
+
+    instance = Supervisor(paths.Home(home), sample_interval=0.2)
+    instance.start()
+    app = api_module.make_app(instance, api_module.Settings(token=TOKEN, version="test"))
+    environ = {"HTTP_AUTHORIZATION": "Bearer " + TOKEN, "REMOTE_ADDR": "127.0.0.1"}
+    return instance, webtest.TestApp(app, extra_environ=environ)
+
+
+@pytest.mark.parametrize("damage", ["full", "read-only"])
+def test_a_stop_reaches_the_model_on_a_broken_disk(small_disk, tag, damage):
+    home = os.path.join(small_disk, "home")
+    os.mkdir(home)
+    supervisor, api = disk_api(home)
+    try:
+        deploy(api, tag, "m", "sleeper.py", stop={"timeout": 5})
+        wait_status(api, "m", "running")
+        if damage == "full":
+            fill(small_disk)
+        else:
+            bind_read_only(os.path.join(home, "models", "m"))
+        restart = api.post("/models/m/restart", status="*")
+        assert_error(restart, 507, "insufficient_storage")
+        answer = api.delete("/models/m", status="*")
+        error = assert_error(answer, 507, "insufficient_storage")
+        cause = "No space left on device" if damage == "full" else "Read-only file system"
+        assert cause in error["message"] and error["details"]["cause"] == cause
+        assert processes_tagged(tag) == [], "the stop must reach the model anyway"
+        assert api.get("/models").status_int == 200
+    finally:
+        import subprocess
+
+        if damage == "read-only":
+            subprocess.run(["umount", os.path.join(home, "models", "m")])
+        if os.path.exists(os.path.join(small_disk, "filler")):
+            os.remove(os.path.join(small_disk, "filler"))
+        supervisor.shutdown(stop_models=True, timeout=5)
+
+
+def test_modeld_stop_models_reports_each_model_it_could_not_stop(small_disk, tag):
+    from conftest import RunningDaemon
+
+    home = os.path.join(small_disk, "home")
+    os.mkdir(home)
+    running = RunningDaemon(home)
+    running.start()
+    try:
+        client = running.client()
+        client.deploy({"name": "m", "command": model("sleeper.py", tag=tag)})
+        wait_until(lambda: client.get("m")["status"] == "running", message="m running")
+        bind_read_only(os.path.join(home, "models", "m"))
+        done = running.stop(models=True)
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert "'m'" in done.stderr and "could not be recorded" in done.stderr
+        assert processes_tagged(tag) == [], "the stop still reached the model"
+    finally:
+        import subprocess
+
+        subprocess.run(["umount", os.path.join(home, "models", "m")])
+        if fsutil_locked(home):
+            running.stop(models=True)
+
+
+def fsutil_locked(home):
+    from lib.core import fsutil
+
+    return fsutil.is_locked(os.path.join(home, "modeld.lock"))

@@ -40,7 +40,8 @@ def state(run=2, status=vocabulary.RUNNING):
         # the run's monitor died while its model was active
         (RUNNING, state(), False, False, None, 0, reconcile.REPLACE),
         (RUNNING, state(status=vocabulary.BACKOFF), False, False, None, LIMIT - 1, "replace"),
-        (STOPPED, state(status=vocabulary.STOPPING), False, False, None, 0, reconcile.REPLACE),
+        (STOPPED, state(status=vocabulary.STOPPING), False, False, None, 0, reconcile.FINISH),
+        (STOPPED, state(), False, False, None, 0, reconcile.FINISH),
         (RUNNING, state(), False, False, None, LIMIT, reconcile.GIVE_UP),
         # no state for this run yet
         (RUNNING, None, False, False, None, 0, reconcile.START),

@@ -38,10 +38,15 @@ the named types below.
   and reports the id it handled in ``state.json``. A command not handled yet is
   *pending*; ``command_to_write`` decides what a new command does to it (a
   restart never replaces a pending stop).
+- **Stop by signal**: ``SIGTERM`` (or ``SIGINT``) to a monitor means "stop the
+  model" with the spec's timeout, no file needed (``STOP_SIGNAL``). The daemon
+  uses it when ``control.json`` cannot be written (a full disk, a read-only
+  directory): a stop must reach the monitor even then.
 """
 
 import json
 import os
+import signal
 
 from lib.core import fsutil, timefmt, vocabulary
 
@@ -55,6 +60,7 @@ READY, LOCKED = b"R", b"L"  # the bytes of the ready pipe
 LOCK_WAIT = 3.0
 
 OP_STOP, OP_RESTART = "stop", "restart"
+STOP_SIGNAL = signal.SIGTERM  # to a monitor: stop the model (see "Stop by signal" above)
 OPS = (OP_STOP, OP_RESTART)
 
 

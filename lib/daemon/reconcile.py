@@ -11,6 +11,9 @@ wait       a monitor is on its way up, or the model already failed (the operator
 adopt      a monitor holds the lock: it lives, whoever started it; never start another
 stop       ... but its model is meant to be stopped and is not stopping: a stop always
            wins over a restart that raced it, so reconcile tells the monitor again
+finish     the run's monitor died while its model was meant to be stopped: the daemon
+           ends what it left (a replacement would read a deployment the disk may not
+           have been able to update, and start the model again)
 replace    the run's monitor died while its model was active: a new one recovers it
 wait       ... but the last one was replaced less than ``replacement_delay`` ago
 give_up    ... but monitors of this model died ``RECOVERY_LIMIT`` times in the window
@@ -24,10 +27,11 @@ import collections
 
 from lib.core import vocabulary
 
-WAIT, ADOPT, STOP, REPLACE, GIVE_UP, START, IDLE = (
+WAIT, ADOPT, STOP, FINISH, REPLACE, GIVE_UP, START, IDLE = (
     "wait",
     "adopt",
     "stop",
+    "finish",
     "replace",
     "give_up",
     "start",
@@ -71,6 +75,8 @@ def decide(
         if not record.wanted and fresh and state.status in NOT_STOPPING:
             return Action(STOP, "it is meant to be stopped but is %s" % state.status)
         return Action(ADOPT, "its monitor holds the lock")
+    if fresh and state.active and not record.wanted:
+        return Action(FINISH, "its monitor is gone while it was meant to stop")
     if fresh and state.active:
         if recent_recoveries >= RECOVERY_LIMIT:
             return Action(

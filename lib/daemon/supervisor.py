@@ -138,13 +138,23 @@ class Supervisor:
         self.launcher.close()
 
     def stop_all(self, timeout=None):
+        """Stop every active model; ``{name: error}`` of those whose stop failed (logged)."""
         names = [
             name for name in self.names() if self.describe(name)["status"] in vocabulary.ACTIVE
         ]
         pending = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(16, len(names))))
+        cause = {"reason": "daemon stop --models"}
         with pending:
-            for name in names:
-                pending.submit(self.stop, name, timeout, False, {"reason": "daemon stop --models"})
+            futures = {
+                name: pending.submit(self.stop, name, timeout, False, cause) for name in names
+            }
+        failures = {}
+        for name, future in futures.items():
+            error = future.exception()
+            if error is not None:
+                failures[name] = error
+                log.error("stopping %r failed: %s", name, error)
+        return failures
 
     def _run(self):
         clock = self.system.monotonic
@@ -356,7 +366,7 @@ class Supervisor:
             record = registry.Deployment(
                 spec, port, run=(previous.run + 1) if previous else 1, cause=cause, gpus=assignment
             )
-            self.registry.save(record)
+            self._save(record, "deploy %r" % name)
             with self.lock:
                 self.records[name] = record
             self._launch(name, recover=False)
@@ -389,7 +399,7 @@ class Supervisor:
             record.run += 1
             record.desired = vocabulary.DESIRED_RUNNING
             record.cause = cause
-            self.registry.save(record)
+            self._save(record, "start %r" % name)
             self._launch(name, recover=False)
         finally:
             lock.release()
@@ -420,7 +430,7 @@ class Supervisor:
             record = self.record(name)
             record.desired = vocabulary.DESIRED_STOPPED
             record.cause = cause
-            self.registry.save(record)
+            storage = self._save_for_stop(record)
             control_id = self._send_control(name, "stop", timeout, cause)
             if control_id is None and self._needs_cleanup(name):
                 self._start_monitor(name, recover=True)
@@ -436,10 +446,36 @@ class Supervisor:
             with self.lock:
                 self.finishing.discard(name)
         result = self.describe(name)
+        if storage is not None:
+            # Stopped (or not: ``status`` says), but not recorded: the next daemon would
+            # start it again. The operator must hear it, with the system's words.
+            raise errors.InsufficientStorageError.from_os_error(
+                storage, "record that %r is stopped" % name, name=name, status=result["status"]
+            )
         if purge:
             self.purge(name)
             result["purged"] = True
         return result
+
+    def _save_for_stop(self, record):
+        """Persist a stop; the ``OSError`` if the disk refused it (the stop goes on anyway)."""
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            log.error(
+                "cannot record that %r is stopped: %s; stopping it anyway", record.name, error
+            )
+            return error
+        return None
+
+    def _save(self, record, doing):
+        """Persist a deployment; a full or read-only disk is a 507 naming the cause."""
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            raise errors.InsufficientStorageError.from_os_error(
+                error, doing, name=record.name
+            ) from None
 
     def _stopped(self, state):
         return state.terminal
@@ -455,18 +491,31 @@ class Supervisor:
         self._wait_monitor_gone(name, 10)
         state = self.read_state(name)
         if state is not None and state.run == record.run and state.active:
-            candidates = leftovers.recorded(state, self.system)
-            alive = leftovers.still_alive(self.system, candidates)
-            log.warning(
-                "%r: its monitor died during the stop; ending %d process(es)", name, len(alive)
-            )
             grace = max(0.0, kill_at - self.system.monotonic())
+            if self._end_leftovers(name, record, state, grace):
+                self.wait_for(name, self._stopped, 10)
+                self._wait_monitor_gone(name, 10)
+        self._check_nothing_left(name, state)
+
+    def _end_leftovers(self, name, record, state, grace):
+        """End what a dead monitor of a model meant to be stopped left (any thread).
+
+        Then, only if the deployment on disk says "stopped" (a replacement reads it),
+        start a monitor that records the model as stopped. True if one was started.
+        """
+        candidates = leftovers.recorded(state, self.system)
+        alive = leftovers.still_alive(self.system, candidates)
+        if alive:
+            log.warning("%r: its monitor is gone; ending %d process(es)", name, len(alive))
             number = specs.stop_signal_number(record.spec)
             leftovers.stop_processes(self.system, candidates, number, grace)
-            self._start_monitor(name, recover=True)  # finds nothing left: records "stopped"
-            self.wait_for(name, self._stopped, 10)
-            self._wait_monitor_gone(name, 10)
-        self._check_nothing_left(name, state)
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            log.error("%r: cannot record it stopped (%s); its state file stays behind", name, error)
+            return False
+        self._start_monitor(name, recover=True)  # finds nothing left: records "stopped"
+        return True
 
     def _wait_monitor_gone(self, name, timeout):
         deadline = self.system.monotonic() + timeout
@@ -477,7 +526,7 @@ class Supervisor:
         """``StopIncompleteError`` unless the monitor and every recorded process are gone."""
         alive = leftovers.still_alive(self.system, leftovers.recorded(state, self.system))
         if self.monitor_alive(name):
-            alive.append(("monitor", state.monitor_pid if state else None))
+            alive.append((state.monitor_pid if state else "monitor", None))
         if alive:
             raise errors.StopIncompleteError(
                 "model %r: processes are still running after the stop: %s"
@@ -519,15 +568,33 @@ class Supervisor:
             pending = protocol.read_control(model_paths)
             command = protocol.Control(op, timeout, cause)
             chosen = protocol.command_to_write(pending, state.control_id, command)
+            wake = signal.SIGUSR1
             if chosen is command:
-                protocol.write_control(model_paths, command)
+                wake = self._write_control(name, model_paths, command)
             else:
                 log.info("%r: a stop is pending; the %s does not replace it", name, op)
             try:
-                self.system.kill(state.monitor_pid, signal.SIGUSR1)
+                self.system.kill(state.monitor_pid, wake)
             except ProcessLookupError:
                 return None
         return chosen.id
+
+    def _write_control(self, name, model_paths, command):
+        """Write control.json; the signal that wakes the monitor for it.
+
+        A disk that refuses the file must not keep a stop from the monitor: a stop then
+        goes by signal (``protocol.STOP_SIGNAL``); a restart is refused (507).
+        """
+        try:
+            protocol.write_control(model_paths, command)
+        except OSError as error:
+            if command.op != protocol.OP_STOP:
+                raise errors.InsufficientStorageError.from_os_error(
+                    error, "%s model %r" % (command.op, name), name=name
+                ) from None
+            log.error("%r: cannot write control.json (%s): stopping it by signal", name, error)
+            return protocol.STOP_SIGNAL
+        return signal.SIGUSR1
 
     def _control_lock(self, name):
         with self.lock:
@@ -629,6 +696,10 @@ class Supervisor:
                 log.info("adopted the monitor of %r (pid %s, run %d)", name, pid, record.run)
             return
         if action.kind == reconcile.WAIT:
+            return
+        if action.kind == reconcile.FINISH:
+            log.warning("%r: %s: ending what it left", name, action.reason)
+            self._end_leftovers(name, record, self.read_state(name), grace=0.0)
             return
         if action.kind == reconcile.STOP:
             log.warning("%r: %s: stopping it", name, action.reason)
