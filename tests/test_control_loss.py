@@ -280,3 +280,42 @@ def fsutil_locked(home):
     from lib.core import fsutil
 
     return fsutil.is_locked(os.path.join(home, "modeld.lock"))
+
+
+# -- item 6: a bad deployment record is skipped, reported, and never hides a live monitor ----
+
+
+def test_a_bad_record_is_skipped_reported_and_its_monitor_stopped_on_redeploy(home, tag):
+    from lib.core import paths
+    from lib.daemon.supervisor import Supervisor
+
+    first = Supervisor(paths.Home(home), sample_interval=0.2)
+    first.start()
+    try:
+        first.deploy({"name": "good", "command": model("sleeper.py", tag=tag)})
+        first.deploy({"name": "bad", "command": model("sleeper.py", "old", tag=tag)})
+        old_pid = wait_until(lambda: first.describe("bad")["pid"], message="bad's pid")
+    finally:
+        first.shutdown()  # the models keep running
+    record = os.path.join(home, "models", "bad", "deployment.json")
+    with open(record, "w") as handle:
+        json.dump({"spec": None, "run": "1"}, handle)  # valid JSON, wrong shape
+    if os.path.exists(record + ".prev"):
+        os.remove(record + ".prev")  # a damaged first generation
+
+    second = Supervisor(paths.Home(home), sample_interval=0.2)
+    second.start()  # never fatal to the others
+    try:
+        assert second.names() == ["good"]
+        listed = {entry["name"]: entry for entry in second.list()}
+        assert listed["good"]["status"] in ("starting", "running")
+        assert listed["good"]["monitor"]["alive"]
+        assert listed["bad"]["status"] == "broken" and listed["bad"]["broken"]
+        assert "spec" in listed["bad"]["reason"]
+        second.deploy({"name": "bad", "command": model("sleeper.py", "new", tag=tag)})
+        assert not procfs.alive(old_pid), "the old process must not answer for the new deploy"
+        body = wait_until(lambda: second.describe("bad")["pid"], message="the new model")
+        assert body != old_pid
+        assert "new" in " ".join(procfs.cmdline(body))
+    finally:
+        second.shutdown(stop_models=True, timeout=5)

@@ -173,6 +173,31 @@ class Deployment:
             "gpus": self.gpus,
         }
 
+    @staticmethod
+    def problem(data, name):
+        """Why ``data`` is not a usable record of model ``name`` (``None``: it is). Pure."""
+        spec = data.get("spec")
+        if not isinstance(spec, dict):
+            return "its spec is %s, not an object" % type(spec).__name__
+        if spec.get("name") != name:
+            return "its spec names %r, not %r" % (spec.get("name"), name)
+        if not isinstance(spec.get("command"), list) or not spec["command"]:
+            return "its spec has no command list"
+        for key in ("health", "restart", "stop", "logs"):
+            if not isinstance(spec.get(key), dict):
+                return "its spec has no %s section" % key
+        run = data.get("run", 1)
+        if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+            return "its run is %r, not a positive integer" % (run,)
+        if data.get("desired", vocabulary.DESIRED_RUNNING) not in vocabulary.DESIRED_STATES:
+            return "its desired state is %r" % (data.get("desired"),)
+        try:
+            json.dumps(data).encode("utf-8")
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError):
+            return "it holds text that is not valid UTF-8"
+        return None
+
     @classmethod
     def decode(cls, data):
         """The record in ``data``, or ``None`` if it has no spec."""

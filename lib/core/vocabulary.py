@@ -14,6 +14,9 @@ EXITED = "exited"
 FAILED = "failed"
 
 STATUSES = (STARTING, RUNNING, STOPPING, STOPPED, BACKOFF, EXITED, FAILED)
+# Not a model's status but its record's: deployment.json cannot be used (GET /models shows
+# it with ``broken: true`` and the reason; redeploying the name replaces it).
+BROKEN = "broken"
 
 # A monitor process is alive in these; it exits after reaching a terminal one.
 ACTIVE = frozenset({STARTING, RUNNING, STOPPING, BACKOFF})

@@ -25,6 +25,7 @@ class Registry:
 
     def __init__(self, home):
         self.home = home
+        self.broken = {}  # name -> why its deployment.json cannot be used (from load_all)
         fsutil.ensure_directory(home.models)
 
     def load_all(self):
@@ -34,13 +35,16 @@ class Registry:
         never loaded as a model.
         """
         self.finish_purges()
-        found = {}
+        found, self.broken = {}, {}
         for name in self.home.model_names():
             model_paths = self.home.model(name)
+            check = lambda data, name=name: Deployment.problem(data, name)  # noqa: E731
             try:
-                data = fsutil.read_json(model_paths.deployment, warn=log.warning)
+                data = fsutil.read_json(model_paths.deployment, warn=log.warning, check=check)
             except fsutil.Corrupt as error:
-                log.error("cannot read the deployment of %r, skipping it: %s", name, error)
+                # Never fatal to the others: skipped, reported by GET /models as broken.
+                log.warning("the deployment of %r is unusable, skipping it: %s", name, error)
+                self.broken[name] = str(error)
                 continue
             record = Deployment.decode(data)
             if record is not None:

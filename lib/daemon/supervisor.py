@@ -77,6 +77,7 @@ class Supervisor:
             smi, self._gpu_targets, sample_interval or gpusampler.GPU_SAMPLE_INTERVAL
         )
         self.records = {}
+        self.broken = {}  # name -> why its deployment.json is unusable (listed, never run)
         self.launcher = launcher.Launcher(home, self.environ, self.system)
         self.watched = set()  # names whose live monitor this supervisor knows (adopted or started)
         self.name_locks = {}
@@ -98,6 +99,7 @@ class Supervisor:
     def start(self):
         """Load deployments, adopt or replace their monitors, start the background threads."""
         self.records = self.registry.load_all()
+        self.broken = dict(self.registry.broken)
         for record in self.records.values():
             self._catch_up(record)
         self.gpus.refresh()  # discovery: a deploy asking for GPUs needs the inventory
@@ -247,7 +249,47 @@ class Supervisor:
                 continue  # purged while we listed
             if status_filter is None or payload["status"] in status_filter:
                 found.append(payload)
+        with self.lock:
+            broken = sorted(self.broken.items())
+        for name, reason in broken:
+            if status_filter is None or vocabulary.BROKEN in status_filter:
+                found.append(self._broken_status(name, reason))
         return found
+
+    def _broken_status(self, name, reason):
+        """What GET /models shows of a record that cannot be used: never hidden."""
+        return {
+            "name": name,
+            "status": vocabulary.BROKEN,
+            "broken": True,
+            "reason": "deployment.json is unusable: %s" % reason,
+            "monitor": {"alive": self.monitor_alive(name)},
+        }
+
+    def _retire_broken(self, name):
+        """Before ``name`` is deployed again: stop a monitor its broken record left running.
+
+        A live monitor would otherwise answer for the new deployment (the new one finds
+        the lock taken). It is stopped by signal (``protocol.STOP_SIGNAL``), identified by
+        pid AND start time from its state file. Returns the run the new record starts at.
+        """
+        state = self.read_state(name)
+        if self.monitor_alive(name):
+            if state is None or not self.system.alive(state.monitor_pid, state.monitor_starttime):
+                raise errors.ModelBusyError(
+                    "a monitor of the broken record of %r runs and cannot be identified: "
+                    "stop it by hand (see %s)" % (name, self.home.model(name).lock),
+                    name=name,
+                )
+            log.warning(
+                "%r: stopping the monitor its broken record left (pid %d)", name, state.monitor_pid
+            )
+            self.system.kill(state.monitor_pid, protocol.STOP_SIGNAL)
+            self._wait_monitor_gone(name, launcher.START_TIMEOUT + 60)
+            self._check_nothing_left(name, state)
+        with self.lock:
+            self.broken.pop(name, None)
+        return (state.run or 0) + 1 if state is not None else 1
 
     def _sample_targets(self):
         targets = {}
@@ -358,13 +400,19 @@ class Supervisor:
         try:
             with self.lock:
                 previous = self.records.get(name)
+                broken = name in self.broken
+            first_run = self._retire_broken(name) if broken else 1
             if previous is not None:
                 current = self.describe(name)["status"]
                 if current in vocabulary.ACTIVE:
                     raise errors.ModelAlreadyRunningError(name, current)
             assignment = self._assign_gpus(spec, previous.gpus if previous else None)
             record = registry.Deployment(
-                spec, port, run=(previous.run + 1) if previous else 1, cause=cause, gpus=assignment
+                spec,
+                port,
+                run=(previous.run + 1) if previous else first_run,
+                cause=cause,
+                gpus=assignment,
             )
             self._save(record, "deploy %r" % name)
             with self.lock:
