@@ -60,6 +60,8 @@ LIB_BUDGET = frozenset(
         # an exit's diagnosis reads the run's output back from the log store; records
         # track which entry a continuation line belongs to
         "lib.logs.diagnosis", "lib.logs.reader", "lib.logs.records",
+        # stopping what a dead monitor left: moved out of proctree so the daemon shares it
+        "lib.core.leftovers",
     }
 )  # fmt: skip
 
