@@ -51,6 +51,7 @@ ORDER = {
         "spec",
         "nvidia",
         "protocol",
+        "leftovers",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
