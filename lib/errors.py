@@ -132,6 +132,31 @@ class ModelNotActiveError(ConflictError):
     code = "model_not_active"
 
 
+class StopIncompleteError(ModeldError):
+    """A stop ended with processes of the model still alive (``details.processes``)."""
+
+    code = "stop_incomplete"
+    status = 503
+
+
+class InsufficientStorageError(ModeldError):
+    """The model's directory cannot be written (a full disk, a read-only file system).
+
+    ``details``: ``cause`` (the system's words, such as "No space left on device"),
+    ``path``, and what was done anyway (a stop still reaches the monitor).
+    """
+
+    code = "insufficient_storage"
+    status = 507
+
+    @classmethod
+    def from_os_error(cls, error, doing, **details):
+        """The error for an ``OSError`` raised while ``doing`` (its words become the cause)."""
+        cause = error.strerror or str(error)
+        message = "cannot %s: %s" % (doing, cause)
+        return cls(message, cause=cause, path=error.filename, **details)
+
+
 class PortInUseError(ConflictError):
     code = "port_in_use"
 

@@ -67,6 +67,8 @@ LIB_BUDGET = frozenset(
         # on-demand models: the activation decisions (pure, a few KB); the relay itself
         # (lib.monitor.relay) is imported only by a monitor whose spec has activation
         "lib.monitor.activation",
+        # stopping what a dead monitor left: moved out of proctree so the daemon shares it
+        "lib.core.leftovers",
     }
 )  # fmt: skip
 

@@ -55,6 +55,7 @@ ORDER = {
         "nvidia",
         "protocol",
         "cgroups",
+        "leftovers",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [

@@ -280,3 +280,73 @@ def test_a_recovered_model_with_policy_no_is_exited():
     assert life.resume(decision, 0.0) == [Finish()]
     assert life.status == vocabulary.EXITED
     assert life.last_exit["reason"] == vocabulary.REASON_MONITOR_DIED
+
+
+# -- issue 10: health without a process, stable runs, causes of automatic transitions -------
+
+
+@pytest.mark.parametrize("policy", ["on-failure", "no"])
+def test_health_is_none_while_no_process_runs(policy):
+    life = started(make(policy=policy, probe={"http": "/health", "retries": 1}))
+    life.probe_result(True, 1.0)
+    assert life.health == vocabulary.HEALTHY
+    life.exited(1, None, "exit_code", 2.0, False)
+    assert life.status in (vocabulary.BACKOFF, vocabulary.EXITED)
+    assert life.health == vocabulary.HEALTH_NONE
+
+
+def test_health_is_none_after_a_stop():
+    life = started(make(probe={"http": "/health", "retries": 1}))
+    life.probe_result(True, 1.0)
+    life.request_stop(None, 2.0)
+    life.exited(None, "SIGTERM", "signal", 3.0, False)
+    assert life.status == vocabulary.STOPPED and life.health == vocabulary.HEALTH_NONE
+
+
+def test_a_run_that_never_became_ready_is_not_stable():
+    """start_period >= reset_after and a probe that never passes: the retries still add up."""
+    life = started(make(max_retries=2, start_period=120, probe={"http": "/h", "retries": 1}))
+    now = 0.0
+    for _ in range(2):
+        now += 121
+        life.probe_result(False, now)  # health timeout after the start period
+        life.exited(None, "SIGTERM", "signal", now, False)
+        assert life.status == vocabulary.BACKOFF
+        now = life.next_start_at
+        life.tick(now)
+        life.spawned(300, now)
+    now += 121
+    life.probe_result(False, now)
+    life.exited(None, "SIGTERM", "signal", now, False)
+    assert life.status == vocabulary.FAILED, life.reason
+
+
+def test_a_run_without_a_probe_is_stable_after_reset_after():
+    life = started(make(max_retries=1))
+    life.exited(1, None, "exit_code", 1.0, False)
+    life.tick(life.next_start_at)
+    life.spawned(101, 2.0)
+    life.tick(2.0 + 61)
+    life.exited(1, None, "exit_code", 2.0 + 62, False)
+    assert life.status == vocabulary.BACKOFF and life.retries == 1
+
+
+def test_automatic_transitions_do_not_carry_the_request_cause():
+    life = make(max_retries=1)
+    life.begin(0.0, cause={"request_id": "r1", "kind": "request"})
+    life.spawned(100, 0.0)
+    life.take_events()
+    life.exited(1, None, "exit_code", 1.0, False)
+    life.tick(life.next_start_at)
+    causes = [event.cause for event in life.take_events()]
+    assert causes and all(cause == {"kind": "policy"} for cause in causes), causes
+
+
+def test_a_manual_start_of_a_stopped_model_is_recorded_as_started():
+    before = previous(status=vocabulary.STOPPED)
+    decision = lifecycle.decide_resume(before, "d1", False, True)
+    life = Lifecycle.resuming(spec.parse_spec({"name": "m", "command": ["x"]}), decision)
+    assert life.resume(decision, 0.0, cause={"request_id": "r2"}) == [Spawn()]
+    (event,) = life.take_events()
+    assert (event.old, event.new, event.reason) == ("stopped", "starting", "started")
+    assert event.cause == {"request_id": "r2"}

@@ -188,3 +188,17 @@ def test_a_second_monitor_finds_the_lock_taken(tmp_path, system):
     monitor = make_monitor(tmp_path, system)
     assert protocol.hold_monitor_lock(system, monitor.paths) is None
     assert ("sleep", 0.01) in system.calls  # it retried past a daemon's brief check
+
+
+def test_any_failure_to_spawn_ends_in_failed_with_a_reason(tmp_path, system):
+    """A record stored before validation refused it (a lone surrogate): failed, not a crash."""
+
+    def refuse(argv, **options):
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    system.spawn = refuse
+    monitor = make_monitor(tmp_path, system)
+    state = published(monitor)
+    assert state.status == vocabulary.FAILED
+    assert state.last_exit["reason"] == vocabulary.REASON_SPAWN_FAILED
+    assert "surrogates not allowed" in state.reason

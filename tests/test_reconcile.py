@@ -31,10 +31,17 @@ def state(run=2, status=vocabulary.RUNNING):
         (RUNNING, state(), True, False, None, 0, reconcile.ADOPT),
         (STOPPED, None, True, False, None, 0, reconcile.ADOPT),
         (RUNNING, state(status=vocabulary.STOPPING), True, False, None, LIMIT, reconcile.ADOPT),
+        # a stop must win: a live monitor running a model meant to be stopped is told again
+        (STOPPED, state(), True, False, None, 0, reconcile.STOP),
+        (STOPPED, state(status=vocabulary.STARTING), True, False, None, 0, reconcile.STOP),
+        (STOPPED, state(status=vocabulary.BACKOFF), True, False, None, 0, reconcile.STOP),
+        (STOPPED, state(status=vocabulary.STOPPING), True, False, None, 0, reconcile.ADOPT),
+        (STOPPED, state(run=1), True, False, None, 0, reconcile.ADOPT),
         # the run's monitor died while its model was active
         (RUNNING, state(), False, False, None, 0, reconcile.REPLACE),
         (RUNNING, state(status=vocabulary.BACKOFF), False, False, None, LIMIT - 1, "replace"),
-        (STOPPED, state(status=vocabulary.STOPPING), False, False, None, 0, reconcile.REPLACE),
+        (STOPPED, state(status=vocabulary.STOPPING), False, False, None, 0, reconcile.FINISH),
+        (STOPPED, state(), False, False, None, 0, reconcile.FINISH),
         (RUNNING, state(), False, False, None, LIMIT, reconcile.GIVE_UP),
         # no state for this run yet
         (RUNNING, None, False, False, None, 0, reconcile.START),
@@ -113,11 +120,17 @@ def test_a_deployment_with_no_monitor_yet_is_started(rig):
 def test_a_monitor_that_keeps_dying_is_given_up_on(rig):
     sup, system, model_paths = rig
     publish(model_paths)  # each replacement "comes up" (exit 0) and dies at once
-    for _ in range(LIMIT + 3):
+    started_at = []
+    for _ in range(40):
+        before = len(monitor_starts(system))
         sup._reconcile()
         sup.launcher.poll()
+        if len(monitor_starts(system)) > before:
+            started_at.append(system.now)
         system.advance(1)
     assert len(monitor_starts(system)) == LIMIT
+    gaps = [later - earlier for earlier, later in zip(started_at, started_at[1:])]
+    assert gaps == [1, 2, 4, 8]  # replacing a dying monitor backs off
     assert "its monitor died %d times" % LIMIT in sup.launcher.failures["m"]
     assert sup.describe("m")["status"] == vocabulary.FAILED
 
@@ -160,3 +173,26 @@ def test_no_signal_to_a_monitor_whose_start_time_does_not_match(rig):
     system.leftovers[777] = Stat(777, 777, 777, 2)  # pid 777 is another process now
     assert sup._send_control("m", protocol.OP_STOP, None, None) is None
     assert system.signals() == []
+
+
+@pytest.mark.parametrize(
+    "recoveries, age, kind",
+    [
+        (0, None, reconcile.REPLACE),
+        (1, 0.5, reconcile.WAIT),  # replaced half a second ago: back off
+        (1, 1.0, reconcile.REPLACE),
+        (3, 3.9, reconcile.WAIT),
+        (3, 4.0, reconcile.REPLACE),
+        (LIMIT, 0.0, reconcile.GIVE_UP),
+    ],
+)
+def test_replacing_a_dying_monitor_backs_off(recoveries, age, kind):
+    action = reconcile.decide(
+        record(), state(), False, False, None, recoveries, since_last_recovery=age
+    )
+    assert action.kind == kind, action
+
+
+def test_the_replacement_delay_doubles_with_a_cap():
+    delays = [reconcile.replacement_delay(count) for count in range(0, 8)]
+    assert delays == [0, 1, 2, 4, 8, 16, 30, 30]

@@ -25,6 +25,7 @@ _ERROR_STATUSES = {
     431: "Request headers too large (16 KiB; a whole request head over 64 KiB)",
     500: "Internal error; details.request_id finds it in the daemon log",
     503: "Shutting down, or too many log followers, waiters or connections; see Retry-After",
+    507: "The model's directory cannot be written (details.cause); a stop still reached it",
     504: "wait=true timed out while the model was still starting",
 }
 _COMMON = (401, 403, 405, 408, 413, 414, 429, 431, 500, 503)
@@ -684,7 +685,7 @@ def paths():
             "post": _operation(
                 "Deploy a model",
                 "ModelStatus",
-                (400, 409, 413, 422, 503, 504),
+                (400, 409, 413, 422, 503, 504, 507),
                 [
                     _param("wait", "answer once the model is ready", _BOOL),
                     wait_timeout,
@@ -707,7 +708,7 @@ def paths():
             "delete": _operation(
                 "Stop a model gracefully",
                 "ModelStatus",
-                (400, 404, 409, 503),
+                (400, 404, 409, 503, 507),
                 [_NAME, timeout, _param("purge", "also remove its record and logs", _BOOL)],
             ),
         },
@@ -715,13 +716,13 @@ def paths():
             "post": _operation(
                 "Start a stopped model",
                 "ModelStatus",
-                (400, 404, 409, 422, 503, 504),
+                (400, 404, 409, 422, 503, 504, 507),
                 [_NAME, _param("wait", "answer once ready", _BOOL), wait_timeout],
             )
         },
         "/models/{name}/restart": {
             "post": _operation(
-                "Restart a model", "ModelStatus", (400, 404, 409, 503), [_NAME, timeout]
+                "Restart a model", "ModelStatus", (400, 404, 409, 503, 507), [_NAME, timeout]
             )
         },
         "/models/{name}/unload": {

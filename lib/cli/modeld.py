@@ -225,6 +225,12 @@ def cmd_stop(args):
     if not process.wait_released(home, args.timeout):
         sys.stderr.write("modeld (pid %d) is still stopping after %gs\n" % (pid, args.timeout))
         return 1
+    failures = process.unstopped_models(home) if args.models else {}
+    for name, why in sorted(failures.items()):
+        sys.stderr.write("modeld: model %r: %s (see daemon.log)\n" % (name, why))
+    if failures:
+        sys.stderr.write("modeld stopped; %d model(s) not stopped\n" % len(failures))
+        return 1
     print("modeld stopped%s" % (" with its models" if args.models else ""))
     return 0
 

@@ -29,7 +29,11 @@ def write_json_atomic(path, data, keep_previous=True, durable=True):
         _write_all(fd, payload)
         if durable:
             os.fsync(fd)
-    finally:
+    except OSError:
+        os.close(fd)
+        os.unlink(temporary)  # a full disk must not also collect half-written temporaries
+        raise
+    else:
         os.close(fd)
     if keep_previous:
         try:

@@ -6,6 +6,7 @@
 <home>/token            the API bearer token (0600): the admin token
 <home>/tokens.json      named tokens with a scope, as SHA-256 digests (0600)
 <home>/daemon.log       the daemon's own log (rotated: daemon.log.1, ...)
+<home>/models/.purged-<name>-<hex>/   a purge under way: removed, never loaded
 <home>/models/<name>/   one directory per deployed model:
     deployment.json     desired state and spec (written by the daemon)
     control.json        the latest stop/restart request (daemon -> monitor)
@@ -17,6 +18,9 @@
 """
 
 import os
+
+# A purge renames the model's directory to this prefix first: the rename is its commit point.
+PURGED_PREFIX = ".purged-"
 
 
 class ModelPaths:
@@ -53,6 +57,7 @@ class Home:
         return found
 
     def model_names(self):
+        """Names of the directories holding a deployment (never a purge's leftover)."""
         try:
             names = os.listdir(self.models)
         except FileNotFoundError:
@@ -60,8 +65,20 @@ class Home:
         return sorted(
             name
             for name in names
-            if os.path.isfile(os.path.join(self.models, name, "deployment.json"))
+            # A model name never starts with a dot: ".purged-*" and temporaries are not models.
+            if not name.startswith(".")
+            and os.path.isfile(os.path.join(self.models, name, "deployment.json"))
             or os.path.isfile(os.path.join(self.models, name, "deployment.json.prev"))
+        )
+
+    def purged_leftovers(self):
+        """Directories of purges a crash interrupted (full paths)."""
+        try:
+            names = os.listdir(self.models)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            os.path.join(self.models, name) for name in names if name.startswith(PURGED_PREFIX)
         )
 
 

@@ -38,10 +38,15 @@ the named types below.
   and reports the id it handled in ``state.json``. A command not handled yet is
   *pending*; ``command_to_write`` decides what a new command does to it (a
   restart or an unload never replaces a pending stop).
+- **Stop by signal**: ``SIGTERM`` (or ``SIGINT``) to a monitor means "stop the
+  model" with the spec's timeout, no file needed (``STOP_SIGNAL``). The daemon
+  uses it when ``control.json`` cannot be written (a full disk, a read-only
+  directory): a stop must reach the monitor even then.
 """
 
 import json
 import os
+import signal
 
 from lib.core import fsutil, timefmt, vocabulary
 
@@ -56,6 +61,7 @@ LOCK_WAIT = 3.0
 
 OP_STOP, OP_RESTART = "stop", "restart"
 OP_UNLOAD = "unload"  # an on-demand model back to idle; ``reason``: vocabulary.UNLOAD_REASONS
+STOP_SIGNAL = signal.SIGTERM  # to a monitor: stop the model (see "Stop by signal" above)
 OPS = (OP_STOP, OP_RESTART, OP_UNLOAD)
 
 
@@ -170,6 +176,31 @@ class Deployment:
             "gpus": self.gpus,
             "listen": self.listen,
         }
+
+    @staticmethod
+    def problem(data, name):
+        """Why ``data`` is not a usable record of model ``name`` (``None``: it is). Pure."""
+        spec = data.get("spec")
+        if not isinstance(spec, dict):
+            return "its spec is %s, not an object" % type(spec).__name__
+        if spec.get("name") != name:
+            return "its spec names %r, not %r" % (spec.get("name"), name)
+        if not isinstance(spec.get("command"), list) or not spec["command"]:
+            return "its spec has no command list"
+        for key in ("health", "restart", "stop", "logs"):
+            if not isinstance(spec.get(key), dict):
+                return "its spec has no %s section" % key
+        run = data.get("run", 1)
+        if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+            return "its run is %r, not a positive integer" % (run,)
+        if data.get("desired", vocabulary.DESIRED_RUNNING) not in vocabulary.DESIRED_STATES:
+            return "its desired state is %r" % (data.get("desired"),)
+        try:
+            json.dumps(data).encode("utf-8")
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError):
+            return "it holds text that is not valid UTF-8"
+        return None
 
     @classmethod
     def decode(cls, data):

@@ -118,6 +118,7 @@ def parse_spec(body, log_defaults=None):
         raise ValidationError("body", "must be a JSON object")
     from lib.core import presets  # here: the monitor imports this module, never parses a spec
 
+    check_encodable(body, "")
     body = presets.apply(body)  # a preset's defaults, where the body sets nothing
     _reject_unknown(body, TOP_LEVEL_FIELDS, "")
     log_defaults = log_defaults or {}
@@ -148,6 +149,29 @@ def parse_spec(body, log_defaults=None):
     if kind in ("http", "tcp") and spec["port"] is None:
         raise ValidationError("health", "an %s probe needs a port" % kind)
     return spec
+
+
+def check_encodable(value, field):
+    """Every string in ``value`` (keys too) must be encodable as UTF-8.
+
+    JSON can carry a lone surrogate (``"\\ud800"``); such a string cannot be passed to
+    ``exec``, written to a file or sent in a response, so it is refused here, naming
+    the field, before anything is stored or spawned.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(field or "body", "must be valid UTF-8 text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            shown = str(key).encode("utf-8", "backslashreplace").decode()  # safe to answer
+            path = "%s.%s" % (field, shown) if field else shown
+            check_encodable(key, path)
+            check_encodable(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_encodable(item, "%s[%d]" % (field, index))
 
 
 def parse_name(name, field="name"):

@@ -16,10 +16,15 @@ FAILED = "failed"
 IDLE = "idle"
 
 STATUSES = (STARTING, RUNNING, STOPPING, STOPPED, BACKOFF, EXITED, FAILED, IDLE)
+# Not a model's status but its record's: deployment.json cannot be used (GET /models shows
+# it with ``broken: true`` and the reason; redeploying the name replaces it).
+BROKEN = "broken"
 
 # A monitor process is alive in these; it exits after reaching a terminal one.
 ACTIVE = frozenset({STARTING, RUNNING, STOPPING, BACKOFF, IDLE})
 TERMINAL = frozenset({STOPPED, EXITED, FAILED})
+# The model has a process in these; in the others ``health`` is ``none``.
+PROCESS_RUNS = frozenset({STARTING, RUNNING, STOPPING})
 
 HEALTH_NONE = "none"
 HEALTH_STARTING = "starting"
@@ -117,6 +122,10 @@ EXIT_REASONS = (
 )
 # Exits that count as failures even with a zero code: the model was stopped for them.
 PROBE_FAILURES = frozenset({REASON_UNHEALTHY, REASON_HEALTH_TIMEOUT, REASON_MONITOR_DIED})
+
+# The ``kind`` of an event's cause when no request caused the transition (a restart by
+# policy, a failed probe, a timer); a request's cause names its method, path and id.
+CAUSE_POLICY = "policy"
 
 # What a model in ``starting`` waits for before its process is spawned (``waiting_for``).
 WAITING_FOR_GPU = "gpu"

@@ -169,6 +169,11 @@ class Launcher:
             times.popleft()
         return len(times)
 
+    def since_last_recovery(self, name):
+        """Seconds since the monitor of ``name`` was last replaced (``None``: not lately)."""
+        times = self.recoveries.get(name)
+        return self.system.monotonic() - times[-1] if times else None
+
     def note_recovery(self, name):
         self.recoveries.setdefault(name, collections.deque()).append(self.system.monotonic())
 

@@ -21,7 +21,7 @@ import threading
 import time
 
 from lib import __version__
-from lib.core import fsutil, paths, procfs, tokens
+from lib.core import fsutil, paths, procfs, protocol, tokens
 
 log = logging.getLogger("modeld.daemon")
 
@@ -367,6 +367,25 @@ def signal_stop(home, stop_models):
         raise NoLiveDaemon(home.root)
     os.kill(pid, signal.SIGUSR2 if stop_models else signal.SIGTERM)
     return pid
+
+
+def unstopped_models(home):
+    """``{name: why}`` of the models a ``stop --models`` did not stop, read from the home.
+
+    Read-only facts (a full disk cannot hide them): a monitor still holds its lock, or
+    the deployment on disk still wants the model running (the next start would run it).
+    """
+    found = {}
+    for name in home.model_names():
+        model_paths = home.model(name)
+        if fsutil.is_locked(model_paths.lock):
+            found[name] = "its monitor is still running"
+            continue
+        record = protocol.Deployment.decode(fsutil.read_json_quietly(model_paths.deployment))
+        state = protocol.read_state(model_paths)
+        if record is not None and record.wanted and state is not None and state.active:
+            found[name] = "stopped, but its stop could not be recorded (the next start runs it)"
+    return found
 
 
 def wait_released(home, timeout):

@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 
-from lib.core import fsutil, protocol, timefmt
+from lib.core import fsutil, paths, protocol, timefmt
 
 log = logging.getLogger("modeld.registry")
 
@@ -25,17 +25,26 @@ class Registry:
 
     def __init__(self, home):
         self.home = home
+        self.broken = {}  # name -> why its deployment.json cannot be used (from load_all)
         fsutil.ensure_directory(home.models)
 
     def load_all(self):
-        """Every deployment on disk; a corrupt file falls back to its previous generation."""
-        found = {}
+        """Every deployment on disk; a corrupt file falls back to its previous generation.
+
+        Purges a crash interrupted are completed first: a ``.purged-*`` directory is
+        never loaded as a model.
+        """
+        self.finish_purges()
+        found, self.broken = {}, {}
         for name in self.home.model_names():
             model_paths = self.home.model(name)
+            check = lambda data, name=name: Deployment.problem(data, name)  # noqa: E731
             try:
-                data = fsutil.read_json(model_paths.deployment, warn=log.warning)
+                data = fsutil.read_json(model_paths.deployment, warn=log.warning, check=check)
             except fsutil.Corrupt as error:
-                log.error("cannot read the deployment of %r, skipping it: %s", name, error)
+                # Never fatal to the others: skipped, reported by GET /models as broken.
+                log.warning("the deployment of %r is unusable, skipping it: %s", name, error)
+                self.broken[name] = str(error)
                 continue
             record = Deployment.decode(data)
             if record is not None:
@@ -51,10 +60,22 @@ class Registry:
     def purge(self, name):
         """Remove the model's directory: record, state, events and logs."""
         root = self.home.model(name).root
-        # Rename first so a half-finished removal never looks like a deployment.
-        doomed = os.path.join(self.home.models, ".purged-%s-%s" % (name, secrets.token_hex(4)))
+        # Rename first (the commit point) so a half-finished removal never looks like a
+        # deployment; a crash after it is completed by ``finish_purges`` at the next start.
+        doomed = os.path.join(
+            self.home.models, "%s%s-%s" % (paths.PURGED_PREFIX, name, secrets.token_hex(4))
+        )
         try:
             os.rename(root, doomed)
         except FileNotFoundError:
             return
         shutil.rmtree(doomed, ignore_errors=True)
+
+    def finish_purges(self):
+        """Remove what purges interrupted by a crash left (no monitor can live there)."""
+        for doomed in self.home.purged_leftovers():
+            if fsutil.is_locked(os.path.join(doomed, "monitor.lock")):
+                log.error("%s: a monitor still holds its lock; removing it later", doomed)
+                continue
+            log.warning("completing an interrupted purge: removing %s", doomed)
+            shutil.rmtree(doomed, ignore_errors=True)

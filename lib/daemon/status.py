@@ -21,6 +21,8 @@ def model_status(deployment, state, monitor, metrics, now_us, gpu=None):
     """
     fresh = state is not None and state.run == deployment.run
     status, health, reason = _status_triple(deployment, state if fresh else None, monitor)
+    if status not in vocabulary.PROCESS_RUNS:
+        health = vocabulary.HEALTH_NONE  # no process runs (a state file from an older monitor)
     current = state if fresh else protocol.MonitorState()
     pid = current.pid if status in vocabulary.ACTIVE else None
     started_at = current.started_at

@@ -24,7 +24,7 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import nvidia, protocol, redact, timefmt, vocabulary
+from lib.core import leftovers, nvidia, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
 from lib.daemon import (
@@ -81,9 +81,11 @@ class Supervisor:
             smi, self._gpu_targets, sample_interval or gpusampler.GPU_SAMPLE_INTERVAL
         )
         self.records = {}
+        self.broken = {}  # name -> why its deployment.json is unusable (listed, never run)
         self.launcher = launcher.Launcher(home, self.environ, self.system)
         self.watched = set()  # names whose live monitor this supervisor knows (adopted or started)
         self.name_locks = {}
+        self.finishing = set()  # names whose stop a request thread is seeing through
         self.control_locks = {}
         self.lock = threading.RLock()
         self.commands = queue.Queue()
@@ -101,6 +103,7 @@ class Supervisor:
     def start(self):
         """Load deployments, adopt or replace their monitors, start the background threads."""
         self.records = self.registry.load_all()
+        self.broken = dict(self.registry.broken)
         for record in self.records.values():
             self._catch_up(record)
         self.gpus.refresh()  # discovery: a deploy asking for GPUs needs the inventory
@@ -141,13 +144,23 @@ class Supervisor:
         self.launcher.close()
 
     def stop_all(self, timeout=None):
+        """Stop every active model; ``{name: error}`` of those whose stop failed (logged)."""
         names = [
             name for name in self.names() if self.describe(name)["status"] in vocabulary.ACTIVE
         ]
         pending = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(16, len(names))))
+        cause = {"reason": "daemon stop --models"}
         with pending:
-            for name in names:
-                pending.submit(self.stop, name, timeout, False, {"reason": "daemon stop --models"})
+            futures = {
+                name: pending.submit(self.stop, name, timeout, False, cause) for name in names
+            }
+        failures = {}
+        for name, future in futures.items():
+            error = future.exception()
+            if error is not None:
+                failures[name] = error
+                log.error("stopping %r failed: %s", name, error)
+        return failures
 
     def _run(self):
         clock = self.system.monotonic
@@ -242,7 +255,47 @@ class Supervisor:
                 continue  # purged while we listed
             if status_filter is None or payload["status"] in status_filter:
                 found.append(payload)
+        with self.lock:
+            broken = sorted(self.broken.items())
+        for name, reason in broken:
+            if status_filter is None or vocabulary.BROKEN in status_filter:
+                found.append(self._broken_status(name, reason))
         return found
+
+    def _broken_status(self, name, reason):
+        """What GET /models shows of a record that cannot be used: never hidden."""
+        return {
+            "name": name,
+            "status": vocabulary.BROKEN,
+            "broken": True,
+            "reason": "deployment.json is unusable: %s" % reason,
+            "monitor": {"alive": self.monitor_alive(name)},
+        }
+
+    def _retire_broken(self, name):
+        """Before ``name`` is deployed again: stop a monitor its broken record left running.
+
+        A live monitor would otherwise answer for the new deployment (the new one finds
+        the lock taken). It is stopped by signal (``protocol.STOP_SIGNAL``), identified by
+        pid AND start time from its state file. Returns the run the new record starts at.
+        """
+        state = self.read_state(name)
+        if self.monitor_alive(name):
+            if state is None or not self.system.alive(state.monitor_pid, state.monitor_starttime):
+                raise errors.ModelBusyError(
+                    "a monitor of the broken record of %r runs and cannot be identified: "
+                    "stop it by hand (see %s)" % (name, self.home.model(name).lock),
+                    name=name,
+                )
+            log.warning(
+                "%r: stopping the monitor its broken record left (pid %d)", name, state.monitor_pid
+            )
+            self.system.kill(state.monitor_pid, protocol.STOP_SIGNAL)
+            self._wait_monitor_gone(name, launcher.START_TIMEOUT + 60)
+            self._check_nothing_left(name, state)
+        with self.lock:
+            self.broken.pop(name, None)
+        return (state.run or 0) + 1 if state is not None else 1
 
     def _sample_targets(self):
         targets = {}
@@ -368,6 +421,8 @@ class Supervisor:
         try:
             with self.lock:
                 previous = self.records.get(name)
+                broken = name in self.broken
+            first_run = self._retire_broken(name) if broken else 1
             if previous is not None:
                 current = self.describe(name)["status"]
                 if current in vocabulary.ACTIVE:
@@ -376,12 +431,12 @@ class Supervisor:
             record = registry.Deployment(
                 spec,
                 port,
-                run=(previous.run + 1) if previous else 1,
+                run=(previous.run + 1) if previous else first_run,
                 cause=cause,
                 gpus=assignment,
                 listen=self._choose_listen(spec, port, previous),
             )
-            self.registry.save(record)
+            self._save(record, "deploy %r" % name)
             with self.lock:
                 self.records[name] = record
             self._launch(name, recover=False)
@@ -416,7 +471,7 @@ class Supervisor:
             record.run += 1
             record.desired = vocabulary.DESIRED_RUNNING
             record.cause = cause
-            self.registry.save(record)
+            self._save(record, "start %r" % name)
             self._launch(name, recover=False)
         finally:
             lock.release()
@@ -427,7 +482,7 @@ class Supervisor:
         current = self.describe(name)["status"]
         if current not in (vocabulary.STARTING, vocabulary.RUNNING, vocabulary.BACKOFF):
             return self.start_model(name, cause)
-        control_id = self._send_control(name, "restart", timeout, cause)
+        control_id = self._send_control(name, protocol.OP_RESTART, timeout, cause)
         if control_id is None:
             return self.start_model(name, cause)
         self.wait_for(name, lambda state: state.control_id == control_id, 5)
@@ -442,23 +497,33 @@ class Supervisor:
     def stop(self, name, timeout=None, purge=False, cause=None):
         """Stop a model gracefully (idempotent); ``purge`` also removes record and logs."""
         lock = self._exclusive(name)
+        sent_at = self.system.monotonic()
         try:
             record = self.record(name)
             record.desired = vocabulary.DESIRED_STOPPED
             record.cause = cause
-            self.registry.save(record)
-            control_id = self._send_control(name, "stop", timeout, cause)
+            storage = self._save_for_stop(record)
+            control_id = self._send_control(name, protocol.OP_STOP, timeout, cause)
             if control_id is None and self._needs_cleanup(name):
                 self._start_monitor(name, recover=True)
         finally:
             lock.release()
         stop_timeout = record.spec["stop"]["timeout"] if timeout is None else timeout
-        self.wait_for(name, self._stopped, stop_timeout + 15)
-        # Stopped means no process is left: not the model's, nor its monitor's.
-        deadline = self.system.monotonic() + 10
-        while self.monitor_alive(name) and self.system.monotonic() < deadline:
-            self.system.sleep(POLL)
+        with self.lock:
+            self.finishing.add(name)  # reconcile leaves it to us meanwhile
+        try:
+            self.wait_for(name, self._stopped, stop_timeout + 15)
+            self._finish_stop(name, record, sent_at + stop_timeout)
+        finally:
+            with self.lock:
+                self.finishing.discard(name)
         result = self.describe(name)
+        if storage is not None:
+            # Stopped (or not: ``status`` says), but not recorded: the next daemon would
+            # start it again. The operator must hear it, with the system's words.
+            raise errors.InsufficientStorageError.from_os_error(
+                storage, "record that %r is stopped" % name, name=name, status=result["status"]
+            )
         if purge:
             self.purge(name)
             result["purged"] = True
@@ -495,8 +560,83 @@ class Supervisor:
         self.wait_for(name, settled, record.spec["stop"]["timeout"] + 15)
         return self.describe(name)
 
+    def _save_for_stop(self, record):
+        """Persist a stop; the ``OSError`` if the disk refused it (the stop goes on anyway)."""
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            log.error(
+                "cannot record that %r is stopped: %s; stopping it anyway", record.name, error
+            )
+            return error
+        return None
+
+    def _save(self, record, doing):
+        """Persist a deployment; a full or read-only disk is a 507 naming the cause."""
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            raise errors.InsufficientStorageError.from_os_error(
+                error, doing, name=record.name
+            ) from None
+
     def _stopped(self, state):
         return state.terminal
+
+    def _finish_stop(self, name, record, kill_at):
+        """Return only when no process of the model is left, nor its monitor.
+
+        A monitor that died during the stop (``kill -9``, OOM) leaves its model to
+        nobody: the daemon ends the processes it recorded itself (pid AND start time,
+        through the seam; SIGKILL at ``kill_at``), then starts a monitor that records the
+        model as stopped. ``StopIncompleteError`` names what could not be ended.
+        """
+        self._wait_monitor_gone(name, 10)
+        state = self.read_state(name)
+        if state is not None and state.run == record.run and state.active:
+            grace = max(0.0, kill_at - self.system.monotonic())
+            if self._end_leftovers(name, record, state, grace):
+                self.wait_for(name, self._stopped, 10)
+                self._wait_monitor_gone(name, 10)
+        self._check_nothing_left(name, state)
+
+    def _end_leftovers(self, name, record, state, grace):
+        """End what a dead monitor of a model meant to be stopped left (any thread).
+
+        Then, only if the deployment on disk says "stopped" (a replacement reads it),
+        start a monitor that records the model as stopped. True if one was started.
+        """
+        candidates = leftovers.recorded(state, self.system)
+        alive = leftovers.still_alive(self.system, candidates)
+        if alive:
+            log.warning("%r: its monitor is gone; ending %d process(es)", name, len(alive))
+            number = specs.stop_signal_number(record.spec)
+            leftovers.stop_processes(self.system, candidates, number, grace)
+        try:
+            self.registry.save(record)
+        except OSError as error:
+            log.error("%r: cannot record it stopped (%s); its state file stays behind", name, error)
+            return False
+        self._start_monitor(name, recover=True)  # finds nothing left: records "stopped"
+        return True
+
+    def _wait_monitor_gone(self, name, timeout):
+        deadline = self.system.monotonic() + timeout
+        while self.monitor_alive(name) and self.system.monotonic() < deadline:
+            self.system.sleep(POLL)
+
+    def _check_nothing_left(self, name, state):
+        """``StopIncompleteError`` unless the monitor and every recorded process are gone."""
+        alive = leftovers.still_alive(self.system, leftovers.recorded(state, self.system))
+        if self.monitor_alive(name):
+            alive.append((state.monitor_pid if state else "monitor", None))
+        if alive:
+            raise errors.StopIncompleteError(
+                "model %r: processes are still running after the stop: %s"
+                % (name, ", ".join(str(pid) for pid, _ in alive)),
+                name=name,
+                processes=[pid for pid, _ in alive],
+            )
 
     def _needs_cleanup(self, name):
         state = self.read_state(name)
@@ -507,6 +647,8 @@ class Supervisor:
         try:
             if self.monitor_alive(name):
                 raise errors.ModelBusyError("model %r is still stopping" % name, name=name)
+            # Never forget a model while a process of it runs: nothing could stop it then.
+            self._check_nothing_left(name, self.read_state(name))
             with self.lock:
                 self.records.pop(name, None)
             self.launcher.forget(name)
@@ -529,15 +671,33 @@ class Supervisor:
             pending = protocol.read_control(model_paths)
             command = protocol.Control(op, timeout, cause, reason=reason)
             chosen = protocol.command_to_write(pending, state.control_id, command)
+            wake = signal.SIGUSR1
             if chosen is command:
-                protocol.write_control(model_paths, command)
+                wake = self._write_control(name, model_paths, command)
             else:
                 log.info("%r: a stop is pending; the %s does not replace it", name, op)
             try:
-                self.system.kill(state.monitor_pid, signal.SIGUSR1)
+                self.system.kill(state.monitor_pid, wake)
             except ProcessLookupError:
                 return None
         return chosen.id
+
+    def _write_control(self, name, model_paths, command):
+        """Write control.json; the signal that wakes the monitor for it.
+
+        A disk that refuses the file must not keep a stop from the monitor: a stop then
+        goes by signal (``protocol.STOP_SIGNAL``); a restart is refused (507).
+        """
+        try:
+            protocol.write_control(model_paths, command)
+        except OSError as error:
+            if command.op != protocol.OP_STOP:
+                raise errors.InsufficientStorageError.from_os_error(
+                    error, "%s model %r" % (command.op, name), name=name
+                ) from None
+            log.error("%r: cannot write control.json (%s): stopping it by signal", name, error)
+            return protocol.STOP_SIGNAL
+        return signal.SIGUSR1
 
     def _control_lock(self, name):
         with self.lock:
@@ -607,7 +767,7 @@ class Supervisor:
         """Adopt live monitors, replace dead ones."""
         for name in self.names():
             lock = self._name_lock(name)
-            if not lock.acquire(blocking=False):
+            if name in self.finishing or not lock.acquire(blocking=False):
                 continue  # an operation on it is under way; look again next round
             try:
                 self._reconcile_one(name)
@@ -621,10 +781,12 @@ class Supervisor:
         launching = name in self.launcher.launching
         failure = self.launcher.failures.get(name)
         alive = not launching and not failure and self.monitor_alive(name)
-        # The state file matters only for a model with no monitor: skip the read otherwise.
-        state = None if launching or failure or alive else self.read_state(name)
+        # The state file matters for a model with no monitor, or one meant to be stopped.
+        needed = not (launching or failure) and (not alive or not record.wanted)
+        state = self.read_state(name) if needed else None
         recoveries = self.launcher.recent_recoveries(name)
-        action = reconcile.decide(record, state, alive, launching, failure, recoveries)
+        since = self.launcher.since_last_recovery(name)
+        action = reconcile.decide(record, state, alive, launching, failure, recoveries, since)
         self._perform(name, record, action)
 
     def _perform(self, name, record, action):
@@ -637,6 +799,14 @@ class Supervisor:
                 log.info("adopted the monitor of %r (pid %s, run %d)", name, pid, record.run)
             return
         if action.kind == reconcile.WAIT:
+            return
+        if action.kind == reconcile.FINISH:
+            log.warning("%r: %s: ending what it left", name, action.reason)
+            self._end_leftovers(name, record, self.read_state(name), grace=0.0)
+            return
+        if action.kind == reconcile.STOP:
+            log.warning("%r: %s: stopping it", name, action.reason)
+            self._send_control(name, protocol.OP_STOP, None, record.cause)
             return
         self.watched.discard(name)
         if action.kind == reconcile.REPLACE:

@@ -20,10 +20,17 @@ Finish = collections.namedtuple("Finish", "")  # terminal: the monitor may exit
 Event = collections.namedtuple("Event", "at old new reason exit cause")
 
 RESUME_BEGIN = "begin"  # a fresh run: start the model
+RESUME_START = "start"  # a manual start of a run that had ended (stopped, exited, failed)
 RESUME_RECOVER = "recover"  # the predecessor died while the model was active: policy decides
 RESUME_STOPPED = "stopped"  # nothing to run: record the model as stopped
-# How a new monitor takes over, and the counters it carries over from its predecessor.
-Resume = collections.namedtuple("Resume", "kind restarts retries last_exit")
+# How a new monitor takes over, and the counters it carries over from its predecessor;
+# ``previous_status``: the status its predecessor ended in (for a ``RESUME_START``).
+Resume = collections.namedtuple(
+    "Resume", "kind restarts retries last_exit previous_status", defaults=(None,)
+)
+
+# The cause of a transition no request asked for: the restart policy, a probe, a timer.
+POLICY_CAUSE = {"kind": vocabulary.CAUSE_POLICY}
 
 
 def restart_delay(attempt, initial, cap):
@@ -60,9 +67,12 @@ def decide_resume(previous, deploy_id, recover, wanted):
     if recover:
         was_active = previous is None or previous.status in vocabulary.ACTIVE
         kind = RESUME_RECOVER if was_active and wanted else RESUME_STOPPED
-    else:
-        kind = RESUME_BEGIN if wanted else RESUME_STOPPED  # stopped before it started
-    return Resume(kind, restarts, retries, last_exit)
+        return Resume(kind, restarts, retries, last_exit)
+    if not wanted:
+        return Resume(RESUME_STOPPED, restarts, retries, last_exit)  # stopped before it started
+    if same and previous.status in vocabulary.TERMINAL:
+        return Resume(RESUME_START, restarts, retries, last_exit, previous.status)
+    return Resume(RESUME_BEGIN, restarts, retries, last_exit)
 
 
 class Lifecycle:
@@ -107,8 +117,9 @@ class Lifecycle:
             self.next_start_at = None
         if new == vocabulary.RUNNING:
             self.running_since = now
+        if new not in vocabulary.PROCESS_RUNS:
+            self.health = vocabulary.HEALTH_NONE  # no process: nothing to be healthy
         if new in vocabulary.TERMINAL:
-            self.health = vocabulary.HEALTH_NONE if not self.has_probe else self.health
             return [Finish()]
         return []
 
@@ -131,6 +142,8 @@ class Lifecycle:
         """The first actions of a new monitor, as ``decide_resume`` said."""
         if decision.kind == RESUME_BEGIN:
             return self.begin(now, cause)
+        if decision.kind == RESUME_START:
+            return self.started_again(decision.previous_status, now, cause)
         return self.recovered(now, decision.kind == RESUME_RECOVER, cause)
 
     def begin(self, now, cause=None):
@@ -163,6 +176,14 @@ class Lifecycle:
         text = "unloading (%s)" % reason
         return self._go(vocabulary.STOPPING, now, text) + [Signal(self.stop_signal)]
 
+    def started_again(self, previous_status, now, cause=None):
+        """A manual start of a run that had ended: recorded as ``stopped -> starting``."""
+        self.cause = cause
+        actions = self._start(now, "started")
+        # This monitor's machine begins at None; the event names where the model really was.
+        self.events[-1] = self.events[-1]._replace(old=previous_status)
+        return actions
+
     def _start(self, now, reason):
         self.exit_seen = False
         self.pid = None
@@ -187,6 +208,7 @@ class Lifecycle:
         self.cause = cause
         if not previous_active:
             return self._go(vocabulary.STOPPED, now, vocabulary.REASON_STOPPED)
+        self.cause = POLICY_CAUSE  # what follows a monitor's death, no request asked for
         if self.on_demand:
             # The listener died with the old monitor: wait idle again; a connection reloads it.
             return self._go(vocabulary.IDLE, now, "its monitor was replaced; waiting idle")
@@ -205,6 +227,7 @@ class Lifecycle:
         self.pid = None
         if leftovers:
             if self.status != vocabulary.STOPPING:
+                self.cause = POLICY_CAUSE
                 self.kill_at = now + self.stop_timeout
                 return self._go(vocabulary.STOPPING, now, "stopping processes left after exit") + [
                     Signal(self.stop_signal)
@@ -237,6 +260,7 @@ class Lifecycle:
         return self._after_exit(now)
 
     def _after_exit(self, now):
+        self.cause = POLICY_CAUSE  # the model ended on its own: the policy decides, no request
         exit_text = describe_exit(self.last_exit)
         policy = self.restart["policy"]
         failed = is_failure(self.last_exit)
@@ -244,7 +268,7 @@ class Lifecycle:
             policy == vocabulary.RESTART_ON_FAILURE and not failed
         ):
             return self._go(vocabulary.EXITED, now, exit_text)
-        if self.started_at is not None and now - self.started_at >= self.restart["reset_after"]:
+        if self._ran_stably(now):
             self.retries = 0
         limit = self.restart["max_retries"]
         if limit is not None and self.retries >= limit:
@@ -307,6 +331,7 @@ class Lifecycle:
             vocabulary.REASON_UNHEALTHY if self.ever_healthy else vocabulary.REASON_HEALTH_TIMEOUT
         )
         self._record_exit(None, None, reason, now)
+        self.cause = POLICY_CAUSE
         self.stop_kind = vocabulary.STOP_UNHEALTHY
         self.kill_at = now + self.stop_timeout
         text = "%s: %s" % (reason.replace("_", " "), detail or "probe failed")
@@ -317,10 +342,10 @@ class Lifecycle:
         if self.status == vocabulary.STARTING and not self.has_probe and self.pid is not None:
             if now - self.started_at >= self.probe["start_period"]:
                 return self._go(vocabulary.RUNNING, now, "started")
-        if self.status == vocabulary.RUNNING and self.retries:
-            if now - self.started_at >= self.restart["reset_after"]:
-                self.retries = 0
+        if self.status == vocabulary.RUNNING and self.retries and self._ran_stably(now):
+            self.retries = 0
         if self.status == vocabulary.BACKOFF and now >= self.next_start_at:
+            self.cause = POLICY_CAUSE
             return self._start(now, "restarting")
         if self.status == vocabulary.STOPPING and self.kill_at is not None and now >= self.kill_at:
             self.kill_at = None
@@ -336,10 +361,23 @@ class Lifecycle:
             and self.started_at is not None
         ):
             candidates.append(self.started_at + self.probe["start_period"])
-        if self.status == vocabulary.RUNNING and self.retries:
-            candidates.append(self.started_at + self.restart["reset_after"])
+        if self.status == vocabulary.RUNNING and self.retries and self._stable_from() is not None:
+            candidates.append(self._stable_from() + self.restart["reset_after"])
         known = [value for value in candidates if value is not None]
         return min(known) if known else None
+
+    def _stable_from(self):
+        """When the current run began to count towards ``reset_after`` (``None``: not yet).
+
+        With a probe, from when it became ready: a run that never passed its probe is
+        never stable, however long its start period (``start_period >= reset_after``
+        would otherwise reset the retries on every attempt and never reach ``failed``).
+        """
+        return self.running_since if self.has_probe else self.started_at
+
+    def _ran_stably(self, now):
+        since = self._stable_from()
+        return since is not None and now - since >= self.restart["reset_after"]
 
     @property
     def terminal(self):

@@ -368,9 +368,12 @@ class Monitor:
                 close_fds=True,
                 preexec_fn=lambda: child_setup(death_signal, monitor_pid, plan),
             )
-        except (OSError, subprocess.SubprocessError) as error:
+        except Exception as error:  # noqa: BLE001 - any failure to spawn ends in failed
+            # OSError (exec), ValueError (a NUL or a lone surrogate in a record stored before
+            # validation refused them), SubprocessError: retrying would not help.
             reason = forensics.classify_spawn_error(error, self.spec["cwd"])
-            message = "cannot start %s: %s" % (argv[0], getattr(error, "strerror", None) or error)
+            detail = getattr(error, "strerror", None) or error
+            message = _printable("cannot start %s: %s" % (argv[0], detail))
             self._note("error", message)
             actions = self.life.spawn_failed(reason, message, now)
             self._stamp_exit()
@@ -677,6 +680,11 @@ class Monitor:
 
 def _grew(now, before):
     return now is not None and before is not None and now > before
+
+
+def _printable(text):
+    """``text`` with anything UTF-8 cannot encode (a lone surrogate) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _us(seconds):

@@ -9,8 +9,7 @@ matching a process by pid AND start time. Every OS call goes through the
 
 import signal
 
-POLL = 0.05
-KILL_WAIT = 30.0
+from lib.core import leftovers
 
 
 def signal_name(number):
@@ -47,36 +46,6 @@ def kill_all(system):
     return not descendants(system)
 
 
-def recorded(state, system):
-    """(pid, start time) of every process a monitor's ``MonitorState`` says its model had.
-
-    Empty for a state from another boot: start times would mean nothing.
-    """
-    if state is None or state.boot_id != system.boot_id():
-        return set()
-    candidates = {tuple(pair) for pair in state.processes}
-    if state.pid and state.pid_starttime:
-        candidates.add((state.pid, state.pid_starttime))
-        session = state.pid  # the model leads its own session
-        candidates.update(
-            (stat.pid, stat.starttime)
-            for stat in system.all_processes()
-            if stat.session == session and stat.starttime >= state.pid_starttime
-        )
-    return candidates
-
-
-def stop_processes(system, candidates, number, timeout):
-    """``number`` to those still alive, SIGKILL after ``timeout``; returns once all are gone."""
-    for sig, wait in ((number, timeout), (signal.SIGKILL, KILL_WAIT)):
-        for pid, start in candidates:
-            if system.alive(pid, start):
-                try:
-                    system.kill(pid, sig)
-                except ProcessLookupError:
-                    continue
-        deadline = system.monotonic() + wait
-        while system.monotonic() < deadline:
-            if not any(system.alive(pid, start) for pid, start in candidates):
-                return
-            system.sleep(POLL)
+# The daemon finishes a stop whose monitor died with the same two functions: they live in core.
+recorded = leftovers.recorded
+stop_processes = leftovers.stop_processes
