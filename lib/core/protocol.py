@@ -10,6 +10,7 @@ the named types below.
     daemon                                              monitor
       | writes deployment.json (Deployment) ----------->  | reads it once at start
       | writes control.json (Control), then SIGUSR1 --->  | acts on a new id
+      | bumps deployment.generation, then SIGUSR1 ----->  | rereads in-place settings
       |  <-------------- state.json (MonitorState)        | rewrites it on every change
       |  <-------------- events.jsonl (lib.core.events)   | appends state changes
       |  is_locked(monitor.lock)?   <-------------------  | holds an exclusive flock for life
@@ -38,6 +39,13 @@ the named types below.
   and reports the id it handled in ``state.json``. A command not handled yet is
   *pending*; ``command_to_write`` decides what a new command does to it (a
   restart never replaces a pending stop).
+- **Reload** (in-place updates, ``PUT /models/{name}``): the daemon rewrites
+  ``deployment.json`` with the new spec and ``generation`` + 1 (same id, same run),
+  then sends ``SIGUSR1``. On every ``SIGUSR1`` the monitor compares the file's
+  generation with its own; on a newer one it applies the settings that need no
+  restart (``RELOADABLE``: restart policy, stop settings, log rotation, probe
+  timings) and reports the generation it runs in ``state.json``. It is not a
+  control command, so it can never displace a pending stop or restart.
 """
 
 import json
@@ -56,6 +64,8 @@ LOCK_WAIT = 3.0
 
 OP_STOP, OP_RESTART = "stop", "restart"
 OPS = (OP_STOP, OP_RESTART)
+# The spec sections a monitor rereads without restarting its model (see "Reload").
+RELOADABLE = ("restart", "stop", "logs", "health", "labels")
 
 
 def launcher_exit_code(answer):
@@ -144,6 +154,13 @@ class Deployment:
         self.cause = extra.get("cause")
         # The GPUs assigned to it ([{index, uuid, name}] or None), kept until it is redeployed.
         self.gpus = extra.get("gpus")
+        # Bumped by an in-place update (see "Reload"); the monitor reports the one it runs.
+        self.generation = extra.get("generation") or 1
+        # The body as submitted (secrets in clear, as in ``spec``): compared after parsing
+        # it again with the current parser, so a new default restarts nothing.
+        self.submitted = extra.get("submitted")
+        # The apply set that created it (``POST /apply``), or None when deployed by hand.
+        self.owner = extra.get("owner")
 
     @property
     def name(self):
@@ -165,6 +182,9 @@ class Deployment:
             "updated_at": self.updated_at,
             "cause": self.cause,
             "gpus": self.gpus,
+            "generation": self.generation,
+            "submitted": self.submitted,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -182,6 +202,9 @@ class Deployment:
             updated_at=data.get("updated_at"),
             cause=data.get("cause"),
             gpus=data.get("gpus"),  # absent in homes older than GPU support
+            generation=data.get("generation"),  # these three: absent before declarative models
+            submitted=data.get("submitted"),
+            owner=data.get("owner"),
         )
 
 
@@ -257,7 +280,7 @@ class MonitorState:
     FIELDS = (
         "name deploy_id run monitor_pid monitor_starttime boot_id status health ready reason "
         "pid pid_starttime port started_at restarts retries next_start_at last_exit processes "
-        "control_id log_id updated_at waiting_for"
+        "control_id log_id updated_at waiting_for generation"
     ).split()
     __slots__ = FIELDS
 

@@ -35,7 +35,7 @@ from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, v
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import diagnosis, store
-from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree
+from lib.monitor import capture, forensics, gpugate, lifecycle, probes, proctree, reload
 from lib.monitor import diagnostics as log
 
 SCAN_INTERVAL = 2.0
@@ -441,6 +441,7 @@ class Monitor:
                 self._perform(self.life.request_stop(None, now, cause))
             elif number == signal.SIGUSR1:
                 self._read_control(now)
+                self._reload_settings()
 
     def _read_control(self, now):
         """Act on a command in control.json that this monitor has not acted on yet."""
@@ -451,6 +452,17 @@ class Monitor:
         actions = self.life.request_stop(control.timeout, now, control.cause, control.restart)
         self.dirty = True
         self._perform(actions)
+
+    def _reload_settings(self):
+        """A newer generation of our deployment (an in-place update): take its settings."""
+        deployment = self._read_deployment()
+        if not reload.newer_deployment(self.deployment, deployment):
+            return
+        self.spec = reload.merged_spec(self.spec, deployment.spec)
+        reload.apply_settings(self.life, self.prober, self.writer, self.spec)
+        self.deployment = deployment
+        self._note("info", "settings reloaded (generation %d)" % deployment.generation)
+        self._publish(durable=True)
 
     def _on_probe(self, ok, detail):
         now = self.clock()
@@ -541,6 +553,7 @@ class Monitor:
             processes=self.recorded_processes,
             waiting_for=self.gpu.waiting_for,
             control_id=self.last_control,
+            generation=self.deployment.generation,
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),
         )
