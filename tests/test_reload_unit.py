@@ -7,11 +7,24 @@ would, and checks the new settings act without a new spawn.
 
 import signal
 
-from fakes import FakeSystem  # noqa: F401 - the fixture below comes from test_monitor_unit
+import pytest
+from test_monitor_unit import make_monitor, published, send, turn
+
+from fakes import FakeSystem
 from lib.core import fsutil, protocol, vocabulary
 from lib.core import spec as specs
 from lib.monitor import reload
-from test_monitor_unit import make_monitor, published, send, system, turn  # noqa: F401
+
+
+@pytest.fixture
+def system():
+    fake = FakeSystem()
+    fake.monitors = []
+    yield fake
+    for monitor in fake.monitors:
+        monitor.writer.close()
+        monitor.selector.close()
+    fake.close()
 
 
 def bump(monitor, **changes):

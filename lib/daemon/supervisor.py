@@ -24,10 +24,11 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import nvidia, protocol, redact, timefmt, vocabulary
+from lib.core import nvidia, protocol, redact, specdiff, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
 from lib.daemon import (
+    apply,
     eventfeed,
     gpus,
     gpusampler,
@@ -91,6 +92,7 @@ class Supervisor:
             sample_interval or sampler.SAMPLE_INTERVAL,
             after=self.telemetry.refresh,
         )
+        self.applier = apply.Applier(self)  # PUT /models/{name}, POST /apply
 
     # -- life of the supervisor ----------------------------------------------
 
@@ -285,7 +287,8 @@ class Supervisor:
 
     def prepare(self, body):
         """Validate a deploy request and resolve its port (no side effects)."""
-        spec = specs.parse_spec(body, self.log_defaults)
+        # export-spec shows a secret as a reference: it means the stored one, like ***.
+        spec = specs.parse_spec(specdiff.resolve_references(body), self.log_defaults)
         with self.lock:
             stored = self.records.get(spec["name"])
         # A spec read back from the API carries *** for its secrets: take them back from the
@@ -339,8 +342,10 @@ class Supervisor:
             "spec": shown,
         }
 
-    def deploy(self, body, cause=None):
-        """Persist a new deployment and start its monitor; returns once the monitor reported."""
+    def deploy(self, body, cause=None, owner=None):
+        """Persist a new deployment and start its monitor; returns once the monitor reported.
+
+        ``owner``: the apply set deploying it (else the previous record's is kept)."""
         spec, port, _ = self.prepare(body)
         name = spec["name"]
         lock = self._exclusive(name)
@@ -353,7 +358,13 @@ class Supervisor:
                     raise errors.ModelAlreadyRunningError(name, current)
             assignment = self._assign_gpus(spec, previous.gpus if previous else None)
             record = registry.Deployment(
-                spec, port, run=(previous.run + 1) if previous else 1, cause=cause, gpus=assignment
+                spec,
+                port,
+                run=(previous.run + 1) if previous else 1,
+                cause=cause,
+                gpus=assignment,
+                submitted=specdiff.submitted_form(body, spec),
+                owner=owner or (previous.owner if previous else None),
             )
             self.registry.save(record)
             with self.lock:
