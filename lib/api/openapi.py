@@ -601,6 +601,13 @@ def _declarative_schemas():
     }
 
 
+def _created_too(*args, **kwargs):
+    """An ``_operation`` that answers 201 (a new name) as well as 200, with the same body."""
+    operation = _operation(*args, **kwargs)
+    operation["responses"]["201"] = dict(operation["responses"]["200"], description="Created")
+    return operation
+
+
 def _declarative_paths():
     """The routes of ``lib.api.declarative``."""
     wait_timeout = _param(
@@ -707,7 +714,7 @@ def paths():
             ),
         },
         "/models/{name}": {
-            "put": _operation(
+            "put": _created_too(
                 "Replace a model's spec: unchanged, in place (pid kept) or restart; 201 if new",
                 "PlanStep",
                 (400, 409, 413, 422, 503, 504),

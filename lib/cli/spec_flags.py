@@ -48,6 +48,10 @@ def _apply_flags(spec, args):
         spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
     if getattr(args, "preset", None):
         spec["preset"] = args.preset
+    if getattr(args, "env_file", None):
+        from lib.cli import applying  # the dotenv reader lives with the other file readers
+
+        spec["env"] = dict(_section(spec, "env"), **applying.read_env_file(args.env_file))
     for key, items, flag in (("env", args.env, "--env"), ("labels", args.label, "--label")):
         if items:
             spec[key] = dict(_section(spec, key), **_pairs(items, flag))
