@@ -39,7 +39,7 @@ def test_yaml_without_pyyaml_is_one_line(tmp_path, monkeypatch):
 def test_an_env_file_is_read_and_flags_win(tmp_path):
     path = tmp_path / "web.env"
     path.write_text("# comment\nexport A=1\nB='two words'\nC=3\n")
-    assert applying.read_env_file(str(path)) == {"A": "1", "B": "two words", "C": "3"}
+    assert spec_flags.read_env_file(str(path)) == {"A": "1", "B": "two words", "C": "3"}
     args = modelctl.build_parser().parse_args(
         ["deploy", "web", "--env-file", str(path), "--env", "C=flag"]
     )
@@ -47,7 +47,7 @@ def test_an_env_file_is_read_and_flags_win(tmp_path):
     assert spec_flags.spec_from_args(args)["env"] == {"A": "1", "B": "two words", "C": "flag"}
     path.write_text("no equals here\n")
     with pytest.raises(spec_flags.UsageError, match="web.env:1"):
-        applying.read_env_file(str(path))
+        spec_flags.read_env_file(str(path))
 
 
 def run_cli(live, *argv):

@@ -49,8 +49,10 @@ ORDER = {
         "events",
         "presets",
         "spec",
+        "labelselect",
         "nvidia",
         "protocol",
+        "specdiff",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
@@ -72,6 +74,7 @@ ORDER = {
         "proctree",
         "capture",
         "gpugate",
+        "reload",
         "loop",
         "zygote",
     ],
@@ -82,6 +85,7 @@ ORDER = {
         "middleware",
         "connguard",
         "observe",
+        "declarative",
         "app",
         "server",
     ],
@@ -97,6 +101,8 @@ ORDER = {
         "gpusampler",
         "telemetry",
         "eventfeed",
+        "applyplan",
+        "apply",
         "supervisor",
         "config",
         "process",
@@ -105,6 +111,7 @@ ORDER = {
         "client",
         "render",
         "spec_flags",
+        "applying",
         "contexts",
         "exporting",
         "top",
@@ -113,7 +120,10 @@ ORDER = {
         "entry",
     ],
 }
-THIRD_PARTY = {"bottle": {"api.app", "api.observe"}, "cheroot": {"api.server"}}
+THIRD_PARTY = {
+    "bottle": {"api.app", "api.observe", "api.declarative"},
+    "cheroot": {"api.server"},
+}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 

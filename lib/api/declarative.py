@@ -34,12 +34,10 @@ def install(app, supervisor, settings, waiters, helpers):
 
     @app.post("/apply")
     def apply_models():
-        from lib.daemon import apply  # the daemon package: only this route needs it
-
         query = query_params(("dry_run", "wait", "timeout"))
         dry_run, wait = params.boolean(query, "dry_run"), params.boolean(query, "wait")
         timeout = params.seconds(query, "timeout", WAIT_TIMEOUT_MAX)
-        request = apply.parse_request(read_json(settings.max_body))
+        request = applier.parse_request(read_json(settings.max_body))
         with waiters.held(wait and not dry_run):
             return applier.apply(request, dry_run, wait, timeout, cause())
 

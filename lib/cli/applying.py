@@ -273,28 +273,3 @@ def for_each(client, args, out, verb, action, show):
         if not names:
             out.write("no model matches\n")
     return 1 if failed else 0
-
-
-def read_env_file(path):
-    """``KEY=VALUE`` lines of a dotenv file (``#`` comments, blank lines, ``export``,
-    quotes around the value); ``UsageError`` naming the line otherwise."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as error:
-        raise spec_flags.UsageError("cannot read %s: %s" % (path, error.strerror)) from None
-    env = {}
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].strip()
-        key, equals, value = line.partition("=")
-        if not equals or not key.strip():
-            raise spec_flags.UsageError("%s:%d: expected KEY=VALUE" % (path, number))
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env

@@ -37,6 +37,7 @@ class Applier:
 
     def __init__(self, supervisor):
         self.supervisor = supervisor
+        self.parse_request = parse_request  # for the API, which does not import the daemon
         self.lock = threading.Lock()
         self.running_set = None
 
