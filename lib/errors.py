@@ -157,6 +157,19 @@ class InsufficientStorageError(ModeldError):
         return cls(message, cause=cause, path=error.filename, **details)
 
 
+class ApplyInProgressError(ConflictError):
+    """Another ``POST /apply`` is running: applies run one at a time (retry after it)."""
+
+    code = "apply_in_progress"
+
+    def __init__(self, set_name):
+        super().__init__(
+            "an apply (set %r) is in progress: retry when it has finished" % set_name,
+            set=set_name,
+        )
+        self.headers = {"Retry-After": "2"}
+
+
 class PortInUseError(ConflictError):
     code = "port_in_use"
 

@@ -61,6 +61,8 @@ LIB_BUDGET = frozenset(
         "lib.core.spec", "lib.errors",
         # the VRAM gate before a start and the release check after a stop
         "lib.core.nvidia", "lib.monitor.gpugate",
+        # in-place updates: the settings a monitor rereads on SIGUSR1 (no new stdlib module)
+        "lib.monitor.reload",
         # an exit's diagnosis reads the run's output back from the log store; records
         # track which entry a continuation line belongs to
         "lib.logs.diagnosis", "lib.logs.reader", "lib.logs.records",

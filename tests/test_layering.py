@@ -52,10 +52,12 @@ ORDER = {
         "limits",
         "allowexec",
         "spec",
+        "labelselect",
         "nvidia",
         "protocol",
         "cgroups",
         "leftovers",
+        "specdiff",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
@@ -80,6 +82,7 @@ ORDER = {
         "capture",
         "gpugate",
         "confinement",
+        "reload",
         "loop",
         "zygote",
     ],
@@ -92,6 +95,7 @@ ORDER = {
         "connguard",
         "access",
         "observe",
+        "declarative",
         "app",
         "server",
     ],
@@ -108,6 +112,8 @@ ORDER = {
         "gpusampler",
         "telemetry",
         "eventfeed",
+        "applyplan",
+        "apply",
         "supervisor",
         "config",
         "process",
@@ -116,6 +122,7 @@ ORDER = {
         "client",
         "render",
         "spec_flags",
+        "applying",
         "contexts",
         "exporting",
         "top",
@@ -124,7 +131,10 @@ ORDER = {
         "entry",
     ],
 }
-THIRD_PARTY = {"bottle": {"api.app", "api.observe", "api.access"}, "cheroot": {"api.server"}}
+THIRD_PARTY = {
+    "bottle": {"api.app", "api.observe", "api.access", "api.declarative"},
+    "cheroot": {"api.server"},
+}
 MODULES = ["%s.%s" % (package, module) for package, names in ORDER.items() for module in names]
 
 

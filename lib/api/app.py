@@ -18,8 +18,8 @@ import traceback
 import bottle
 
 from lib import errors
-from lib.api import access, metrics, middleware, observe, openapi
-from lib.core import params, presets, timefmt, vocabulary
+from lib.api import access, declarative, metrics, middleware, observe, openapi
+from lib.core import labelselect, params, presets, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.export import targets as export_targets
 from lib.logs import query as logquery
@@ -151,10 +151,14 @@ def _default_error(http_error):
 # -- request helpers -----------------------------------------------------------
 
 
-def query_params(allowed):
-    """The query string as a dict; unknown or repeated parameters are a 400."""
-    found = {}
+def query_params(allowed, repeated=()):
+    """The query string as a dict; unknown or repeated parameters are a 400 (those named in
+    ``repeated`` may come several times: a list each)."""
+    found = {key: [] for key in repeated}
     for key, value in bottle.request.query.allitems():
+        if key in repeated and value:
+            found[key].append(value)
+            continue
         if key not in allowed:
             hint = "allowed: %s" % ", ".join(allowed) if allowed else "this route takes none"
             raise errors.ValidationError(key, "unknown parameter (%s)" % hint)
@@ -277,7 +281,8 @@ def make_app(supervisor, settings):
 
     @app.get("/models")
     def list_models():
-        query = query_params(("status",))
+        query = query_params(("status", "label"), repeated=("label",))
+        selector = labelselect.parse(query["label"])
         wanted = None
         if "status" in query:
             wanted = set(query["status"].split(","))
@@ -288,7 +293,11 @@ def make_app(supervisor, settings):
                     ", ".join(vocabulary.STATUSES),
                 )
                 raise errors.ValidationError("status", message)
-        return {"models": supervisor.list(wanted)}
+        found = supervisor.list(wanted)
+        labels = [(model["spec"].get("labels") or {}) for model in found]
+        return {
+            "models": [m for m, own in zip(found, labels) if labelselect.matches(selector, own)]
+        }
 
     @app.get("/models/<name>")
     def get_model(name):
@@ -369,6 +378,8 @@ def make_app(supervisor, settings):
 
     observe.install(app, supervisor, settings, followers, requests, query_params)
     access.install(app, settings, read_json, query_params)
+    helpers = (query_params, read_json, cause, model_name)
+    declarative.install(app, supervisor, settings, waiters, helpers)
     return middleware.RequestContext(
         requests.wrap(app),
         settings.rate_limiter,

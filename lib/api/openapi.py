@@ -5,7 +5,7 @@ route cannot exist undocumented. Standard library only.
 """
 
 from lib import errors
-from lib.core import identity, params, presets, spec, vocabulary
+from lib.core import identity, params, presets, spec, specdiff, vocabulary
 from lib.export import targets as export_targets
 from lib.logs import levels, query
 
@@ -420,6 +420,7 @@ def _schemas():
             "properties": {"models": {"type": "array", "items": _ref("ModelStatus")}},
         },
         "ModelGpu": model_gpu,
+        **_declarative_schemas(),
         "GpuList": {
             "type": "object",
             "required": ["gpus"],
@@ -632,6 +633,95 @@ def _observe_paths():
     }
 
 
+def _declarative_schemas():
+    step = {
+        "type": "object",
+        "required": ["name", "kind", "paths"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": list(specdiff.KINDS)},
+            "paths": {"type": "array", "items": {"type": "string"}},
+            "restart_paths": {"type": "array", "items": {"type": "string"}},
+            "reason": {"type": "string"},
+            "adopted_from": {"type": "string", "nullable": True},
+            "outcome": {"type": "string", "enum": ["done", "failed", "skipped"]},
+            "error": {"type": "object"},
+            "status": {"type": "string"},
+            "pid": {"type": "integer", "nullable": True},
+            "model": _ref("ModelStatus"),
+        },
+    }
+    return {
+        "PlanStep": step,
+        "ApplyRequest": {
+            "type": "object",
+            "required": ["set", "models"],
+            "additionalProperties": False,
+            "properties": {
+                "set": {"type": "string", "pattern": spec.NAME_PATTERN.pattern},
+                "models": {"type": "array", "items": _ref("ModelSpec")},
+                "prune": {"type": "boolean", "default": False},
+                "prune_all": {"type": "boolean", "default": False},
+            },
+        },
+        "ApplyResult": {
+            "type": "object",
+            "required": ["set", "result", "plan", "summary"],
+            "properties": {
+                "set": {"type": "string"},
+                "result": {"type": "string", "enum": ["applied", "partial", "planned"]},
+                "dry_run": {"type": "boolean"},
+                "summary": {"type": "object"},
+                "plan": {"type": "array", "items": _ref("PlanStep")},
+            },
+        },
+        "ExportedSpec": {
+            "type": "object",
+            "properties": {
+                "spec": _ref("ModelSpec"),
+                "set": {"type": "string", "nullable": True},
+                "secret_reference": {"type": "string"},
+            },
+        },
+    }
+
+
+def _created_too(*args, **kwargs):
+    """An ``_operation`` that answers 201 (a new name) as well as 200, with the same body."""
+    operation = _operation(*args, **kwargs)
+    operation["responses"]["201"] = dict(operation["responses"]["200"], description="Created")
+    return operation
+
+
+def _declarative_paths():
+    """The routes of ``lib.api.declarative``."""
+    wait_timeout = _param(
+        "timeout", "seconds to wait for readiness", _number(0, params.WAIT_TIMEOUT_MAX)
+    )
+    dry_run = _param("dry_run", "return the plan; change nothing", _BOOL)
+    wait = _param("wait", "answer once every model touched is ready", _BOOL)
+    return {
+        "/apply": {
+            "post": _operation(
+                "Apply a set of models: plan, then deletes, restarts (stop before start),"
+                " in-place updates, creates; one apply at a time (409 apply_in_progress)",
+                "ApplyResult",
+                (400, 409, 413, 503),
+                [dry_run, wait, wait_timeout],
+                body="ApplyRequest",
+            )
+        },
+        "/models/{name}/spec": {
+            "get": _operation(
+                "The spec to apply again: secrets as a reference the apply keeps",
+                "ExportedSpec",
+                (400, 404),
+                [_NAME],
+            )
+        },
+    }
+
+
 def paths():
     timeout = _param("timeout", "seconds", _number(0, params.STOP_TIMEOUT_MAX))
     wait_timeout = _param(
@@ -698,10 +788,33 @@ def paths():
                 "List models",
                 "ModelList",
                 (400,),
-                [_param("status", "comma-separated statuses to keep", _STATUS_LIST)],
+                [
+                    _param("status", "comma-separated statuses to keep", _STATUS_LIST),
+                    _param(
+                        "label",
+                        "label selector, repeatable (AND): key=value, key!=value, key, !key;"
+                        " comma-separated requirements also combine with AND",
+                    ),
+                ],
             ),
         },
         "/models/{name}": {
+            "put": _created_too(
+                "Replace a model's spec: unchanged, in place (pid kept) or restart; 201 if new",
+                "PlanStep",
+                (400, 409, 413, 422, 503, 504),
+                [
+                    _NAME,
+                    _param("dry_run", "return the plan; change nothing", _BOOL),
+                    _param("wait", "answer once the model is ready", _BOOL),
+                    _param(
+                        "timeout",
+                        "seconds to wait for readiness",
+                        _number(0, params.WAIT_TIMEOUT_MAX),
+                    ),
+                ],
+                body="ModelSpec",
+            ),
             "get": _operation(
                 "A model's status, metrics and configuration", "ModelStatus", (400, 404), [_NAME]
             ),
@@ -812,6 +925,7 @@ def paths():
         },
         **_observe_paths(),
         **_token_paths(),
+        **_declarative_paths(),
     }
 
 

@@ -27,6 +27,8 @@ ROUTE_SCOPES = {
     ("GET", "/models/<name>/logs"): READ,
     ("GET", "/models/<name>/events"): READ,
     ("GET", "/models/<name>/export"): READ,
+    # secrets come back as references (@stored-secret), never in clear
+    ("GET", "/models/<name>/spec"): READ,
     ("GET", "/gpus"): READ,
     ("GET", "/metrics"): READ,
     ("GET", "/logs"): READ,

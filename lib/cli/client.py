@@ -174,9 +174,30 @@ class Client:
             http_timeout = params.WAIT_TIMEOUT_MAX + 30
         return self.request("POST", "/models", query, spec, timeout=http_timeout)
 
-    def list(self, status=None):
-        query = {"status": ",".join(status) if status else None}
+    def list(self, status=None, labels=None):
+        """Models by status and label selector (``["team=search", "tier!=canary"]``: AND)."""
+        query = {
+            "status": ",".join(status) if status else None,
+            "label": ",".join(labels) if labels else None,
+        }
         return self.request("GET", "/models", query)["models"]
+
+    def replace(self, name, spec, dry_run=False, wait=False, timeout=None):
+        """``PUT /models/{name}``: the plan step and what was done."""
+        query = {"dry_run": dry_run or None, "wait": wait or None, "timeout": timeout}
+        return self.request("PUT", "/models/" + _quote(name), query, spec, timeout=3700)
+
+    def apply(self, body, dry_run=False, wait=False, timeout=None):
+        """``POST /apply``: ``{"set", "models", "prune", "prune_all"}``; the plan and outcomes."""
+        query = {"dry_run": dry_run or None, "wait": wait or None, "timeout": timeout}
+        http_timeout = 3700 + (
+            params.WAIT_TIMEOUT_MAX if wait and timeout is None else timeout or 0
+        )
+        return self.request("POST", "/apply", query, body, timeout=http_timeout)
+
+    def model_spec(self, name):
+        """``GET /models/{name}/spec``: a spec to apply again, secrets as references."""
+        return self.request("GET", "/models/%s/spec" % _quote(name))
 
     def get(self, name):
         return self.request("GET", "/models/" + _quote(name))

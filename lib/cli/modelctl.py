@@ -10,6 +10,7 @@ Exit statuses (for scripts):
   5  the model exited, failed or timed out before it was ready (deploy/start --wait)
   6  the daemon did not answer in time (it is running; the request may still complete)
   7  export: some fields could not be carried over (listed on stderr; --strict: nothing written)
+  8  apply: partly applied (some steps failed or were skipped; each is listed)
 A wrong daemon address (no such host, not a URL, https against an http daemon, an
 untrusted certificate) is a bad argument: 2. ps --contexts/--all-contexts exits 3 when
 any daemon did not answer (the others are shown).
@@ -22,7 +23,7 @@ import sys
 import time
 
 from lib import __version__, errors
-from lib.cli import contexts, exporting, render, spec_flags, top
+from lib.cli import applying, contexts, exporting, render, spec_flags, top
 from lib.core import vocabulary
 
 (
@@ -87,6 +88,9 @@ def build_parser():
         help="an environment variable (repeatable)",
     )
     deploy.add_argument(
+        "--env-file", metavar="FILE", help="KEY=VALUE lines (dotenv); --env flags win over it"
+    )
+    deploy.add_argument(
         "--label", action="append", default=[], metavar="K=V", help="a label (repeatable)"
     )
     deploy.add_argument("--cwd", help="working directory (default: the current one)")
@@ -108,18 +112,29 @@ def build_parser():
     )
     ps.add_argument("--contexts", metavar="A,B", help="these contexts, one table with HOST")
     ps.add_argument("--all-contexts", action="store_true", help="every context, one table")
+    ps.add_argument(
+        "-l",
+        "--label",
+        action="append",
+        default=[],
+        metavar="SELECTOR",
+        help="team=search, key!=value, key; repeat for AND",
+    )
     status = verbs.add_parser(
         "status", parents=[json_flag], help="one model in detail, with recent events"
     )
     status.add_argument("name")
     stop = verbs.add_parser("stop", parents=[json_flag], help="stop a model gracefully")
-    stop.add_argument("name")
+    stop.add_argument("name", nargs="?")
+    applying.selector_flags(stop, all_help="every running model")
     stop.add_argument("--timeout", type=float, help="seconds before SIGKILL (default: the spec's)")
     start = verbs.add_parser("start", parents=[json_flag], help="start a stopped model")
-    start.add_argument("name")
+    start.add_argument("name", nargs="?")
+    applying.selector_flags(start)
     _wait_flags(start)
     restart = verbs.add_parser("restart", parents=[json_flag], help="restart a model")
-    restart.add_argument("name")
+    restart.add_argument("name", nargs="?")
+    applying.selector_flags(restart)
     restart.add_argument(
         "--timeout", type=float, help="seconds before SIGKILL (default: the spec's)"
     )
@@ -167,6 +182,7 @@ def build_parser():
     verbs.add_parser("version", parents=[json_flag], help="client and daemon versions")
     exporting.add_parser(verbs, json_flag)
     contexts.add_parser(verbs, json_flag)
+    applying.add_parsers(verbs, json_flag)
     return parser
 
 
@@ -327,7 +343,7 @@ def _print_exit(out, model):
 def cmd_ps(client, args, out):
     if args.contexts or args.all_contexts:
         return _ps_across_contexts(args, out)
-    models = client.list(None if args.all else sorted(vocabulary.ACTIVE))
+    models = client.list(None if args.all else sorted(vocabulary.ACTIVE), args.label or None)
     if args.json:
         emit_json(out, {"models": models})
         return EXIT_OK
@@ -454,12 +470,28 @@ def _simple(action):
     return command
 
 
-cmd_stop = _simple(lambda client, args: client.stop(args.name, args.timeout))
-cmd_restart = _simple(lambda client, args: client.restart(args.name, args.timeout))
+def _show_simple(out, result, args):
+    _simple(lambda *_: result)(None, args, out)
+
+
+def cmd_stop(client, args, out):
+    return applying.for_each(
+        client, args, out, "stop", lambda name: client.stop(name, args.timeout), _show_simple
+    )
+
+
+def cmd_restart(client, args, out):
+    return applying.for_each(
+        client, args, out, "restart", lambda name: client.restart(name, args.timeout), _show_simple
+    )
+
+
 cmd_rm = _simple(lambda client, args: client.stop(args.name, args.timeout, purge=True))
 
 
 def cmd_start(client, args, out):
+    if not args.name:
+        return applying.for_each(client, args, out, "start", client.start, _show_simple)
     result = client.start(args.name)
     if args.wait:
         return wait_until_ready(client, args.name, args.timeout, args.json, out)
@@ -574,6 +606,9 @@ VERBS = {
     "version": cmd_version,
     "export": cmd_export,
     "context": contexts.cmd_context,
+    "apply": applying.cmd_apply,
+    "diff": applying.cmd_diff,
+    "export-spec": applying.cmd_export_spec,
 }
 
 

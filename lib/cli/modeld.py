@@ -104,7 +104,14 @@ def build_parser():
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     verbs.add_parser("start", parents=[common, serving], help="start the daemon in the background")
-    verbs.add_parser("run", parents=[common, serving], help="run the daemon in the foreground")
+    run = verbs.add_parser(
+        "run", parents=[common, serving], help="run the daemon in the foreground"
+    )
+    run.add_argument(
+        "--apply",
+        metavar="FILE",
+        help="apply this models file once serving (running models are adopted, not restarted)",
+    )
     stop = verbs.add_parser("stop", parents=[common], help="stop the daemon (models keep running)")
     stop.add_argument("--models", action="store_true", help="also stop every model")
     stop.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
@@ -199,13 +206,55 @@ def cmd_start(args):
 def cmd_run(args):
     from lib.daemon import process
 
+    models_file = _models_file(args)
+    if models_file is False:
+        return 2
+
     def report(ok, message):
         if ok:
             sys.stderr.write("modeld is running at %s\n" % message)
+            if models_file is not None:
+                _apply_in_background(daemon, models_file, args.apply)
         else:
             sys.stderr.write("modeld: %s\n" % message)
 
-    return process.Daemon(_config(args), report=report, to_stderr=True).run()
+    daemon = process.Daemon(_config(args), report=report, to_stderr=True)
+    return daemon.run()
+
+
+def _models_file(args):
+    """The ``POST /apply`` body of ``--apply FILE`` (``None``: none; ``False``: unreadable)."""
+    if not getattr(args, "apply", None):
+        return None
+    from lib.cli import applying, spec_flags
+
+    try:
+        return applying.load_models_file(args.apply)
+    except spec_flags.UsageError as error:
+        sys.stderr.write("modeld: --apply: %s\n" % error)
+        return False
+
+
+def _apply_in_background(daemon, body, path):
+    """Apply the models file once the daemon serves; the outcome goes to the daemon's log."""
+    import logging
+    import threading
+
+    from lib.daemon import apply
+
+    log = logging.getLogger("modeld.apply")
+
+    def run():
+        try:
+            request = apply.parse_request(body)
+            result = daemon.supervisor.applier.apply(request, cause={"reason": "run --apply"})
+        except Exception as error:  # noqa: BLE001 - the daemon serves on; the log says why
+            log.error("--apply %s failed: %s", path, error)
+            return
+        steps = ", ".join("%s %s" % (step["name"], step["kind"]) for step in result["plan"])
+        log.info("--apply %s: %s (%s)", path, result["result"], steps or "nothing to do")
+
+    threading.Thread(target=run, name="apply-at-start", daemon=True).start()
 
 
 def cmd_stop(args):

@@ -48,6 +48,8 @@ def _apply_flags(spec, args):
         spec["port"] = args.port if args.port == "auto" else _int(args.port, "--port")
     if getattr(args, "preset", None):
         spec["preset"] = args.preset
+    if getattr(args, "env_file", None):
+        spec["env"] = dict(_section(spec, "env"), **read_env_file(args.env_file))
     for key, items, flag in (("env", args.env, "--env"), ("labels", args.label, "--label")):
         if items:
             spec[key] = dict(_section(spec, key), **_pairs(items, flag))
@@ -130,3 +132,28 @@ def _int(text, flag):
         return int(text)
     except ValueError:
         raise UsageError("%s takes auto or a number, not %r" % (flag, text)) from None
+
+
+def read_env_file(path):
+    """``KEY=VALUE`` lines of a dotenv file (``#`` comments, blank lines, ``export``,
+    quotes around the value); ``UsageError`` naming the line otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as error:
+        raise UsageError("cannot read %s: %s" % (path, error.strerror)) from None
+    env = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        key, equals, value = line.partition("=")
+        if not equals or not key.strip():
+            raise UsageError("%s:%d: expected KEY=VALUE" % (path, number))
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env

@@ -10,6 +10,7 @@ the named types below.
     daemon                                              monitor
       | writes deployment.json (Deployment) ----------->  | reads it once at start
       | writes control.json (Control), then SIGUSR1 --->  | acts on a new id
+      | bumps deployment.generation, then SIGUSR1 ----->  | rereads in-place settings
       |  <-------------- state.json (MonitorState)        | rewrites it on every change
       |  <-------------- events.jsonl (lib.core.events)   | appends state changes
       |  is_locked(monitor.lock)?   <-------------------  | holds an exclusive flock for life
@@ -42,6 +43,13 @@ the named types below.
   model" with the spec's timeout, no file needed (``STOP_SIGNAL``). The daemon
   uses it when ``control.json`` cannot be written (a full disk, a read-only
   directory): a stop must reach the monitor even then.
+- **Reload** (in-place updates, ``PUT /models/{name}``): the daemon rewrites
+  ``deployment.json`` with the new spec and ``generation`` + 1 (same id, same run),
+  then sends ``SIGUSR1``. On every ``SIGUSR1`` the monitor compares the file's
+  generation with its own; on a newer one it applies the settings that need no
+  restart (``RELOADABLE``: restart policy, stop settings, log rotation, probe
+  timings) and reports the generation it runs in ``state.json``. It is not a
+  control command, so it can never displace a pending stop or restart.
 """
 
 import json
@@ -63,6 +71,8 @@ OP_STOP, OP_RESTART = "stop", "restart"
 OP_UNLOAD = "unload"  # an on-demand model back to idle; ``reason``: vocabulary.UNLOAD_REASONS
 STOP_SIGNAL = signal.SIGTERM  # to a monitor: stop the model (see "Stop by signal" above)
 OPS = (OP_STOP, OP_RESTART, OP_UNLOAD)
+# The spec sections a monitor rereads without restarting its model (see "Reload").
+RELOADABLE = ("restart", "stop", "logs", "health", "labels")
 
 
 def launcher_exit_code(answer):
@@ -153,6 +163,13 @@ class Deployment:
         self.gpus = extra.get("gpus")
         # An on-demand model's public port (spec ``activation.listen`` resolved), or None.
         self.listen = extra.get("listen")
+        # Bumped by an in-place update (see "Reload"); the monitor reports the one it runs.
+        self.generation = extra.get("generation") or 1
+        # The body as submitted (secrets in clear, as in ``spec``): compared after parsing
+        # it again with the current parser, so a new default restarts nothing.
+        self.submitted = extra.get("submitted")
+        # The apply set that created it (``POST /apply``), or None when deployed by hand.
+        self.owner = extra.get("owner")
 
     @property
     def name(self):
@@ -175,6 +192,9 @@ class Deployment:
             "cause": self.cause,
             "gpus": self.gpus,
             "listen": self.listen,
+            "generation": self.generation,
+            "submitted": self.submitted,
+            "owner": self.owner,
         }
 
     @staticmethod
@@ -218,6 +238,9 @@ class Deployment:
             cause=data.get("cause"),
             gpus=data.get("gpus"),  # absent in homes older than GPU support
             listen=data.get("listen"),  # absent in homes older than on-demand models
+            generation=data.get("generation"),  # these three: absent before declarative models
+            submitted=data.get("submitted"),
+            owner=data.get("owner"),
         )
 
 
@@ -305,7 +328,7 @@ class MonitorState:
     FIELDS = (
         "name deploy_id run monitor_pid monitor_starttime boot_id status health ready reason "
         "pid pid_starttime port started_at restarts retries next_start_at last_exit processes "
-        "control_id log_id updated_at waiting_for activation"
+        "control_id log_id updated_at waiting_for activation generation"
     ).split()
     __slots__ = FIELDS
 

@@ -24,10 +24,11 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import leftovers, nvidia, protocol, redact, timefmt, vocabulary
+from lib.core import leftovers, nvidia, protocol, redact, specdiff, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
 from lib.daemon import (
+    apply,
     eventfeed,
     gpus,
     gpusampler,
@@ -97,6 +98,7 @@ class Supervisor:
             sample_interval or sampler.SAMPLE_INTERVAL,
             after=self.telemetry.refresh,
         )
+        self.applier = apply.Applier(self)  # PUT /models/{name}, POST /apply
 
     # -- life of the supervisor ----------------------------------------------
 
@@ -344,7 +346,8 @@ class Supervisor:
 
     def prepare(self, body):
         """Validate a deploy request and resolve its port (no side effects)."""
-        spec = specs.parse_spec(body, self.log_defaults)
+        # export-spec shows a secret as a reference: it means the stored one, like ***.
+        spec = specs.parse_spec(specdiff.resolve_references(body), self.log_defaults)
         with self.lock:
             stored = self.records.get(spec["name"])
         # A spec read back from the API carries *** for its secrets: take them back from the
@@ -413,8 +416,10 @@ class Supervisor:
             "spec": shown,
         }
 
-    def deploy(self, body, cause=None):
-        """Persist a new deployment and start its monitor; returns once the monitor reported."""
+    def deploy(self, body, cause=None, owner=None):
+        """Persist a new deployment and start its monitor; returns once the monitor reported.
+
+        ``owner``: the apply set deploying it (else the previous record's is kept)."""
         spec, port, _ = self.prepare(body)
         name = spec["name"]
         lock = self._exclusive(name)
@@ -435,6 +440,8 @@ class Supervisor:
                 cause=cause,
                 gpus=assignment,
                 listen=self._choose_listen(spec, port, previous),
+                submitted=specdiff.submitted_form(body, spec),
+                owner=owner or (previous.owner if previous else None),
             )
             self._save(record, "deploy %r" % name)
             with self.lock:

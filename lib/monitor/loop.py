@@ -44,6 +44,7 @@ from lib.monitor import (
     lifecycle,
     probes,
     proctree,
+    reload,
 )
 from lib.monitor import diagnostics as log
 
@@ -521,6 +522,7 @@ class Monitor:
                 self._perform(self.life.request_stop(None, now, cause))
             elif number == signal.SIGUSR1:
                 self._read_control(now)
+                self._reload_settings()
 
     def _read_control(self, now):
         """Act on a command in control.json that this monitor has not acted on yet."""
@@ -538,6 +540,17 @@ class Monitor:
             actions = self.life.request_stop(control.timeout, now, control.cause, control.restart)
         self.dirty = True
         self._perform(actions)
+
+    def _reload_settings(self):
+        """A newer generation of our deployment (an in-place update): take its settings."""
+        deployment = self._read_deployment()
+        if not reload.newer_deployment(self.deployment, deployment):
+            return
+        self.spec = reload.merged_spec(self.spec, deployment.spec)
+        reload.apply_settings(self.life, self.prober, self.writer, self.spec)
+        self.deployment = deployment
+        self._note("info", "settings reloaded (generation %d)" % deployment.generation)
+        self._publish(durable=True)
 
     def _on_probe(self, ok, detail):
         now = self.clock()
@@ -673,6 +686,7 @@ class Monitor:
             waiting_for=self.gpu.waiting_for,
             activation=self._activation_state(),
             control_id=self.last_control,
+            generation=self.deployment.generation,
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),
         )
