@@ -1,7 +1,8 @@
 """The daemon<->monitor protocol: every file, byte and exit code the two processes share.
 
-The daemon and a model's monitor never talk over a socket: they share the
-model's directory (``lib.core.paths``), so either can die and come back. This
+The daemon and a model's monitor never depend on a socket: they share the
+model's directory (``lib.core.paths``), so either can die and come back. (A
+datagram tells the daemon that a file changed; losing it only delays the news.) This
 module is the only one that spells the keys of those files; the others use
 the named types below.
 
@@ -11,6 +12,7 @@ the named types below.
       | writes deployment.json (Deployment) ----------->  | reads it once at start
       | writes control.json (Control), then SIGUSR1 --->  | acts on a new id
       |  <-------------- state.json (MonitorState)        | rewrites it on every change
+      |  <-------------- datagram (lib.core.notify)       | then says so, never waiting
       |  <-------------- events.jsonl (lib.core.events)   | appends state changes
       |  is_locked(monitor.lock)?   <-------------------  | holds an exclusive flock for life
       |  launcher exit 0 / 75 / 1   <-------------------  | ready pipe: b"R" / b"L" / EOF
@@ -33,6 +35,10 @@ the named types below.
   daemon writes one ``template_request`` line per monitor to its stdin; it
   answers ``started N PID`` then ``exited N CODE`` (the launcher's exit status
   above). The template ends at EOF (the daemon is gone); its monitors do not.
+- **Change notification**: after each write of ``state.json`` the monitor sends
+  one datagram (model, monitor pid, ``generation``) to the daemon's notification
+  socket, without blocking and ignoring every failure; the file stays the truth
+  and the datagram only says "read it again" (``lib.core.notify``).
 - **Control**: ``control.json`` holds the latest command (stop or restart, an
   id, a timeout, a cause). The monitor acts on an id it has not acted on yet
   and reports the id it handled in ``state.json``. A command not handled yet is
@@ -251,13 +257,16 @@ class MonitorState:
     of every process of the model's tree, so a successor can stop what is left.
     ``last_exit``: ``code``, ``signal``, ``at``, ``reason``, ``last_lines``.
     ``waiting_for``: what a ``starting`` model waits for before its process is started
-    (``vocabulary.WAITING_FOR_GPU``), else ``None``.
+    (``vocabulary.WAITING_FOR_GPU``), else ``None``. ``generation``: bumped by the monitor
+    on every write (a successor continues its predecessor's count); a file written
+    before the field existed reads as 0. The change notification carries it
+    (``lib.core.notify``).
     """
 
     FIELDS = (
         "name deploy_id run monitor_pid monitor_starttime boot_id status health ready reason "
         "pid pid_starttime port started_at restarts retries next_start_at last_exit processes "
-        "control_id log_id updated_at waiting_for"
+        "control_id log_id updated_at waiting_for generation"
     ).split()
     __slots__ = FIELDS
 
@@ -270,6 +279,7 @@ class MonitorState:
         self.restarts = self.restarts or 0
         self.retries = self.retries or 0
         self.processes = self.processes or []
+        self.generation = self.generation or 0
 
     @property
     def active(self):

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import sys
 
-from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, vocabulary
+from lib.core import events, fsutil, notify, nvidia, paths, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import diagnosis, store
@@ -129,6 +129,8 @@ class Monitor:
         self.next_publish = 0.0
         self.dirty = False
         self.last_control = None
+        self.generation = 0  # of the state last published (protocol.MonitorState)
+        self.notifier = notify.Notifier(self.system, model_paths.home_root)
         self.boot_id = self.system.boot_id()
         self.own_starttime = self.system.start_time(self.system.getpid())
 
@@ -149,6 +151,7 @@ class Monitor:
             return self._loop(actions)
         finally:
             self.writer.close()
+            self.notifier.close()
 
     def start_up(self):
         """Read the deployment, resume from the predecessor: the first actions (``None``: quit).
@@ -183,6 +186,7 @@ class Monitor:
         http_probe = self.prober if self.prober.needle is not None else None
         self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line, http_probe)
         self.last_control = previous.control_id if previous else None
+        self.generation = previous.generation if previous else 0
         self._tell_parent(protocol.READY)
         self._stop_leftovers(previous)
         return self.life.resume(decision, self.clock(), deployment.cause)
@@ -508,13 +512,16 @@ class Monitor:
         self.dirty = False
 
     def _publish(self, durable):
+        self.generation += 1
+        state = self._state()
         try:
-            protocol.write_state(self.paths, self._state(), durable=durable)
+            protocol.write_state(self.paths, state, durable=durable)
         except OSError as error:
             # A full disk must not take the model down with it: retry shortly.
             log.error("cannot write %s: %s", self.paths.state, error)
             self.next_publish = self.clock() + PUBLISH_RETRY
             return
+        self.notifier.send(self.name, state.monitor_pid, self.generation)
         self.next_publish = self.clock() + STATE_REFRESH
 
     def _state(self):
@@ -543,6 +550,7 @@ class Monitor:
             control_id=self.last_control,
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),
+            generation=self.generation,
         )
 
 
