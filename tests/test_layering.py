@@ -51,6 +51,7 @@ ORDER = {
         "spec",
         "nvidia",
         "protocol",
+        "notify",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
@@ -92,6 +93,7 @@ ORDER = {
         "template",
         "launcher",
         "status",
+        "statecache",
         "sampler",
         "gpus",
         "gpusampler",
