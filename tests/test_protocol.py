@@ -45,8 +45,9 @@ def model_paths(tmp_path):
 
 def test_state_round_trips_to_the_same_file(model_paths):
     state = protocol.MonitorState.decode(OLD_STATE)
-    # Fields added since (waiting_for, with GPU support) come back with their empty value.
-    assert state.encode() == dict(OLD_STATE, waiting_for=None)
+    # Fields added since (waiting_for, with GPU support; generation, with the change
+    # notification) come back with their empty value.
+    assert state.encode() == dict(OLD_STATE, waiting_for=None, generation=0)
     assert (state.monitor_pid, state.monitor_starttime, state.run) == (1234, 5678, 3)
 
 
