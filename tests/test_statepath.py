@@ -87,3 +87,18 @@ def test_a_monitor_whose_datagrams_fail_still_shows_its_state_within_the_bound(d
             assert "no change notifications" in handle.read()
     finally:
         squatter.close()
+
+
+def test_with_no_sweep_a_change_arrives_by_its_datagram(supervisor, tag):
+    """The safety net off, and a monitor that stays alive (reconcile reads the file of a
+    dead one): only the monitor's datagram can bring the news of the crash."""
+    supervisor.states.stale_after = 3600.0
+    command = model("crasher.py", 3, 2.0, tag=tag)
+    spec = {"name": "crash", "command": command, "health": {"start_period": 0}}
+    supervisor.deploy(dict(spec, restart={"policy": "on-failure", "max_retries": 5}))
+    assert supervisor.describe("crash")["last_exit"] is None
+    wait_until(
+        lambda: (supervisor.describe("crash")["last_exit"] or {}).get("code") == 3,
+        timeout=10,
+        message="the exit, by datagram",
+    )
