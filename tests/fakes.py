@@ -60,6 +60,21 @@ class FakeLock:
         self.system.locks.discard(self.path)
 
 
+class FakeDatagramSocket:
+    """Records each datagram as ``("sendto", payload, address)`` in the system's calls."""
+
+    def __init__(self, system):
+        self.system = system
+
+    def sendto(self, payload, address):
+        self.system.calls.append(("sendto", payload, address))
+        if self.system.datagram_error is not None:
+            raise self.system.datagram_error
+
+    def close(self):
+        pass
+
+
 class FakeSystem:
     def __init__(self, now=1000.0, pid=4242):
         self.now = now
@@ -73,6 +88,7 @@ class FakeSystem:
         self.spawned = []
         self.launcher_exit = 0  # what a spawned monitor launcher exits with
         self.next_pid = 101
+        self.datagram_error = None  # what sendto raises (an OSError), if anything
 
     # -- clock
     def time(self):
@@ -169,6 +185,10 @@ class FakeSystem:
 
     def is_locked(self, path):
         return path in self.locks
+
+    # -- the change notification
+    def datagram_socket(self):
+        return FakeDatagramSocket(self)
 
     # -- what happened
     def signals(self):

@@ -61,7 +61,7 @@ def test_labels_in_place_keep_the_pid_and_env_restarts(live, tag, home):
     assert pids(client, "a")["a"] == pid
     assert client.get("a")["spec"]["labels"] == {"team": "search"}
     state = live_state(home, "a")
-    assert state.generation == 2  # the monitor took the new settings
+    assert state.spec_generation == 2  # the monitor took the new settings
     unchanged = client.replace(
         "a", sleeper("a", tag, labels={"team": "search"}, stop={"timeout": 3})
     )

@@ -58,6 +58,7 @@ ORDER = {
         "cgroups",
         "leftovers",
         "specdiff",
+        "notify",
     ],
     "logs": ["levels", "records", "store", "reader", "diagnosis", "query", "merge"],
     "export": [
@@ -107,6 +108,7 @@ ORDER = {
         "template",
         "launcher",
         "status",
+        "statecache",
         "sampler",
         "gpus",
         "gpusampler",

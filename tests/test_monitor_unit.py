@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from fakes import FakeSystem, Stat
-from lib.core import fsutil, paths, protocol, vocabulary
+from lib.core import fsutil, notify, paths, protocol, vocabulary
 from lib.core import spec as specs
 from lib.monitor import loop
 
@@ -202,3 +202,38 @@ def test_any_failure_to_spawn_ends_in_failed_with_a_reason(tmp_path, system):
     assert state.status == vocabulary.FAILED
     assert state.last_exit["reason"] == vocabulary.REASON_SPAWN_FAILED
     assert "surrogates not allowed" in state.reason
+
+
+# -- the change notification ------------------------------------------------------
+
+
+def datagrams(system):
+    return [notify.decode(call[1]) for call in system.calls if call[0] == "sendto"]
+
+
+def test_each_state_write_bumps_the_generation_and_sends_one_datagram(tmp_path, system):
+    monitor = make_monitor(tmp_path, system)
+    first = published(monitor).generation
+    send(monitor, system, protocol.OP_STOP)
+    state = published(monitor)
+    assert state.generation > first
+    assert datagrams(system)[-1] == ("m", state.monitor_pid, state.generation)
+    address = notify.address(str(tmp_path))
+    assert {call[2] for call in system.calls if call[0] == "sendto"} == {address}
+    generations = [message[2] for message in datagrams(system)]
+    assert generations == sorted(set(generations)), "one datagram per write, in order"
+
+
+def test_a_successor_continues_its_predecessors_generation(tmp_path, system):
+    monitor = make_monitor(tmp_path, system, recover=True, previous=previous_state(generation=41))
+    assert published(monitor).generation > 41
+
+
+def test_a_failing_datagram_changes_nothing_for_the_monitor(tmp_path, system):
+    system.datagram_error = ConnectionRefusedError(111, "no daemon")
+    monitor = make_monitor(tmp_path, system)
+    control = send(monitor, system, protocol.OP_STOP)
+    turn(monitor, system, 0.1)
+    state = published(monitor)
+    assert state.control_id == control.id and state.status == vocabulary.STOPPED
+    assert len(datagrams(system)) >= 2  # each write still tried once, none raised

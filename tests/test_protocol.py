@@ -46,8 +46,11 @@ def model_paths(tmp_path):
 def test_state_round_trips_to_the_same_file(model_paths):
     state = protocol.MonitorState.decode(OLD_STATE)
     # Fields added since (waiting_for with GPU support, activation with on-demand models,
-    # generation with in-place updates) come back with their empty value.
-    assert state.encode() == dict(OLD_STATE, waiting_for=None, activation=None, generation=None)
+    # spec_generation with in-place updates, generation with the change notification) come
+    # back with their empty value.
+    assert state.encode() == dict(
+        OLD_STATE, waiting_for=None, activation=None, spec_generation=None, generation=0
+    )
     assert (state.monitor_pid, state.monitor_starttime, state.run) == (1234, 5678, 3)
 
 

@@ -43,7 +43,7 @@ def test_a_new_generation_changes_the_stop_settings_without_a_spawn(tmp_path, sy
     monitor = make_monitor(tmp_path, system)
     bump(monitor, stop={"signal": "SIGINT", "timeout": 3}, labels={"team": "a"})
     assert len(system.spawned) == 1 and monitor.life.pid == 101
-    assert published(monitor).generation == 2
+    assert published(monitor).spec_generation == 2
     system.ignore.add(101)
     send(monitor, system, protocol.OP_STOP)
     assert system.signals() == [("killpg", 101, signal.SIGINT)]

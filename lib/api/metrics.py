@@ -58,7 +58,10 @@ def check_name(name, kind):
 
 
 def escape_label_value(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    text = str(value)
+    if "\\" not in text and '"' not in text and "\n" not in text:
+        return text  # the usual case, on a scrape's hot path
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def escape_help(text):
@@ -79,13 +82,24 @@ def format_value(value):
     return repr(float(value))
 
 
+_checked_label_names = set()  # names already checked: a scrape checks each once
+
+
+def _check_label_name(key):
+    if key in _checked_label_names:
+        return
+    if not _LABEL.match(key) or key.startswith("__"):
+        raise ValueError("bad label name %r" % key)
+    if len(_checked_label_names) < 10_000:  # spec labels are operator input: stay bounded
+        _checked_label_names.add(key)
+
+
 def _labels_text(labels):
     if not labels:
         return ""
     parts = []
     for key, value in labels.items():
-        if not _LABEL.match(key) or key.startswith("__"):
-            raise ValueError("bad label name %r" % key)
+        _check_label_name(key)
         parts.append('%s="%s"' % (key, escape_label_value(value)))
     return "{" + ",".join(parts) + "}"
 

@@ -26,6 +26,7 @@ PURGED_PREFIX = ".purged-"
 class ModelPaths:
     def __init__(self, root):
         self.root = root
+        self.home_root = os.path.dirname(os.path.dirname(root))  # <home>/models/<name>
         self.deployment = os.path.join(root, "deployment.json")
         self.control = os.path.join(root, "control.json")
         self.state = os.path.join(root, "state.json")

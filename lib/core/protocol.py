@@ -1,7 +1,8 @@
 """The daemon<->monitor protocol: every file, byte and exit code the two processes share.
 
-The daemon and a model's monitor never talk over a socket: they share the
-model's directory (``lib.core.paths``), so either can die and come back. This
+The daemon and a model's monitor never depend on a socket: they share the
+model's directory (``lib.core.paths``), so either can die and come back. (A
+datagram tells the daemon that a file changed; losing it only delays the news.) This
 module is the only one that spells the keys of those files; the others use
 the named types below.
 
@@ -12,6 +13,7 @@ the named types below.
       | writes control.json (Control), then SIGUSR1 --->  | acts on a new id
       | bumps deployment.generation, then SIGUSR1 ----->  | rereads in-place settings
       |  <-------------- state.json (MonitorState)        | rewrites it on every change
+      |  <-------------- datagram (lib.core.notify)       | then says so, never waiting
       |  <-------------- events.jsonl (lib.core.events)   | appends state changes
       |  is_locked(monitor.lock)?   <-------------------  | holds an exclusive flock for life
       |  launcher exit 0 / 75 / 1   <-------------------  | ready pipe: b"R" / b"L" / EOF
@@ -34,6 +36,10 @@ the named types below.
   daemon writes one ``template_request`` line per monitor to its stdin; it
   answers ``started N PID`` then ``exited N CODE`` (the launcher's exit status
   above). The template ends at EOF (the daemon is gone); its monitors do not.
+- **Change notification**: after each write of ``state.json`` the monitor sends
+  one datagram (model, monitor pid, ``generation``) to the daemon's notification
+  socket, without blocking and ignoring every failure; the file stays the truth
+  and the datagram only says "read it again" (``lib.core.notify``).
 - **Control**: ``control.json`` holds the latest command (stop, restart or unload, an
   id, a timeout, a cause). The monitor acts on an id it has not acted on yet
   and reports the id it handled in ``state.json``. A command not handled yet is
@@ -48,7 +54,7 @@ the named types below.
   then sends ``SIGUSR1``. On every ``SIGUSR1`` the monitor compares the file's
   generation with its own; on a newer one it applies the settings that need no
   restart (``RELOADABLE``: restart policy, stop settings, log rotation, probe
-  timings) and reports the generation it runs in ``state.json``. It is not a
+  timings) and reports the generation it runs in ``state.json`` (``spec_generation``). It is not a
   control command, so it can never displace a pending stop or restart.
 """
 
@@ -322,13 +328,17 @@ class MonitorState:
     ``waiting_for``: what a ``starting`` model waits for before its process is started
     (``vocabulary.WAITING_FOR_GPU``), else ``None``. ``activation``: an on-demand model's
     relay (``listen``, ``state``, ``pending``, ``connections``, ``last_activity``,
-    ``unloads``, ``refused``), else ``None``.
+    ``unloads``, ``refused``), else ``None``. ``spec_generation``: the deployment
+    generation (see "Reload") whose settings it runs. ``generation``: bumped by the
+    monitor on every write (a successor continues its predecessor's count); a file written
+    before the field existed reads as 0. The change notification carries it
+    (``lib.core.notify``).
     """
 
     FIELDS = (
         "name deploy_id run monitor_pid monitor_starttime boot_id status health ready reason "
         "pid pid_starttime port started_at restarts retries next_start_at last_exit processes "
-        "control_id log_id updated_at waiting_for activation generation"
+        "control_id log_id updated_at waiting_for activation spec_generation generation"
     ).split()
     __slots__ = FIELDS
 
@@ -341,6 +351,7 @@ class MonitorState:
         self.restarts = self.restarts or 0
         self.retries = self.retries or 0
         self.processes = self.processes or []
+        self.generation = self.generation or 0
 
     @property
     def active(self):

@@ -12,6 +12,7 @@ what an error means stays with the caller.
 """
 
 import os
+import socket
 import subprocess
 import time
 
@@ -152,3 +153,10 @@ class System:
     def is_locked(self, path):
         """Does some process hold the ``flock`` on ``path``?"""
         return fsutil.is_locked(path)
+
+    # -- the change notification -------------------------------------------------
+
+    def datagram_socket(self):
+        """A non-blocking Unix datagram socket, closed on exec (``lib.core.notify``)."""
+        kind = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        return socket.socket(socket.AF_UNIX, kind)

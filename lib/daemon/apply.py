@@ -222,7 +222,7 @@ class Applier:
             lock.release()
         if signalled:
             confirmed = supervisor.wait_for(
-                name, lambda state: (state.generation or 0) >= generation, RELOAD_WAIT
+                name, lambda state: (state.spec_generation or 0) >= generation, RELOAD_WAIT
             )
             if not confirmed:
                 log.warning("the monitor of %r did not confirm generation %d", name, generation)

@@ -24,7 +24,7 @@ import signal
 import threading
 
 from lib import errors
-from lib.core import leftovers, nvidia, protocol, redact, specdiff, timefmt, vocabulary
+from lib.core import leftovers, notify, nvidia, protocol, redact, specdiff, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System
 from lib.daemon import (
@@ -38,6 +38,7 @@ from lib.daemon import (
     reconcile,
     registry,
     sampler,
+    statecache,
     status,
     telemetry,
 )
@@ -48,6 +49,8 @@ log = logging.getLogger("modeld.supervisor")
 RECONCILE_INTERVAL = 1.0
 LAUNCH_POLL = 0.005
 POLL = 0.02
+# A waiter that heard nothing for this long reads the file itself (no datagrams?).
+WAIT_RELOAD = 0.1
 
 
 class Supervisor:
@@ -92,6 +95,8 @@ class Supervisor:
         self.commands = queue.Queue()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.states = statecache.StateCache(self._read_state_file)
+        self.state_refresher = statecache.Refresher(self.states, lambda: notify.Listener(home.root))
         self.telemetry = telemetry.Telemetry(self.names, home.model)
         self.sampler = sampler.MetricsSampler(
             self._sample_targets,
@@ -104,6 +109,7 @@ class Supervisor:
 
     def start(self):
         """Load deployments, adopt or replace their monitors, start the background threads."""
+        self.state_refresher.start()  # bound before any monitor is started: no news lost
         self.records = self.registry.load_all()
         self.broken = dict(self.registry.broken)
         for record in self.records.values():
@@ -120,7 +126,7 @@ class Supervisor:
     def _catch_up(self, record):
         """A record older than its monitor (read from a previous generation after a
         torn write) takes the run the monitor says it is running."""
-        state = self.read_state(record.name)
+        state = self.states.reload(record.name)
         if state is not None and state.deploy_id == record.id and (state.run or 0) > record.run:
             log.warning(
                 "the deployment of %r is behind its monitor (run %d < %d): catching up",
@@ -143,6 +149,7 @@ class Supervisor:
             self.thread.join(timeout=10)
         self.sampler.stop()
         self.gpus.stop()
+        self.state_refresher.stop()
         self.launcher.close()
 
     def stop_all(self, timeout=None):
@@ -225,11 +232,12 @@ class Supervisor:
         return record
 
     def read_state(self, name):
-        """The monitor's ``protocol.MonitorState`` (its previous generation if the file is torn).
+        """The monitor's ``protocol.MonitorState`` as held in memory (``lib.daemon.statecache``:
+        at most ``LOST_NOTIFICATION_BOUND`` seconds behind the file, usually milliseconds)."""
+        return self.states.get(name)
 
-        Read anew each time: a cache keyed on inode, mtime and size can be fooled,
-        since inodes are reused and mtimes move in steps of a few milliseconds.
-        """
+    def _read_state_file(self, name):
+        """The monitor's state file now (its previous generation if the file is torn)."""
         return protocol.read_state(self.home.model(name), warn=log.warning)
 
     def monitor_alive(self, name):
@@ -646,7 +654,7 @@ class Supervisor:
             )
 
     def _needs_cleanup(self, name):
-        state = self.read_state(name)
+        state = self.states.reload(name)
         return state is not None and state.run == self.record(name).run and state.active
 
     def purge(self, name):
@@ -660,6 +668,7 @@ class Supervisor:
                 self.records.pop(name, None)
             self.launcher.forget(name)
             self.sampler.forget(name)
+            self.states.forget(name)
             self.registry.purge(name)
         finally:
             lock.release()
@@ -670,7 +679,7 @@ class Supervisor:
         (``protocol.command_to_write``), and the id returned is then the stop's."""
         model_paths = self.home.model(name)
         with self._control_lock(name):
-            state = self.read_state(name)
+            state = self.states.reload(name)  # the control id it handled last, not a cached one
             if state is None or not self.monitor_alive(name):
                 return None
             if not self.system.alive(state.monitor_pid, state.monitor_starttime):
@@ -713,19 +722,29 @@ class Supervisor:
     # -- waiting -----------------------------------------------------------------
 
     def wait_for(self, name, predicate, timeout):
-        """Poll the fresh state until ``predicate(state)``; True if it came in time."""
+        """Until the fresh state satisfies ``predicate(state)``; True if it came in time.
+
+        Woken by the change notifications; a wait that hears nothing for
+        ``WAIT_RELOAD`` seconds reads the file itself.
+        """
         deadline = self.system.monotonic() + timeout
+        heard = True
         while True:
             record = self.record(name)
-            state = self.read_state(name)
+            seen = self.states.version
+            state = self.read_state(name) if heard else self.states.reload(name)
             if state is not None and state.run == record.run and predicate(state):
                 return True
             if self.launcher.failures.get(name) or self.system.monotonic() >= deadline:
                 return False
             if not self.monitor_alive(name):
-                return False  # no monitor lives to change the state
-            if self.stopping.wait(POLL):
+                # No monitor lives to change the state; its last write may still be on its way.
+                state = self.states.reload(name)
+                return state is not None and state.run == record.run and predicate(state)
+            if self.stopping.is_set():
                 raise errors.UnavailableError("modeld is shutting down")
+            remaining = deadline - self.system.monotonic()
+            heard = self.states.wait(seen, max(0.0, min(WAIT_RELOAD, remaining))) != seen
 
     def wait_ready(self, name, timeout=None):
         """Until the model is ready; ``DeploymentError`` if it exits or fails first."""
@@ -733,7 +752,11 @@ class Supervisor:
         if timeout is None:
             timeout = min(3600.0, record.spec["health"]["start_period"] + 30.0)
         deadline = self.system.monotonic() + timeout
+        heard = True
         while True:
+            seen = self.states.version
+            if not heard:
+                self.states.reload(name)  # nothing heard for a while: read the file itself
             current = self.describe(name)
             if current["ready"] or current["status"] == vocabulary.IDLE:
                 return current  # idle: an on-demand model is up, waiting for a connection
@@ -746,8 +769,10 @@ class Supervisor:
                 raise status.deployment_error(current)
             if self.system.monotonic() >= deadline:
                 raise status.wait_timeout_error(current, timeout, self.home.model(name).logs)
-            if self.stopping.wait(POLL * 5):
+            if self.stopping.is_set():
                 raise errors.UnavailableError("modeld is shutting down")
+            remaining = deadline - self.system.monotonic()
+            heard = self.states.wait(seen, max(0.0, min(WAIT_RELOAD, remaining))) != seen
 
     def events(self, name=None, limit=100, since=None):
         """The newest ``limit`` state changes of one model (or all), oldest first."""
@@ -789,8 +814,9 @@ class Supervisor:
         failure = self.launcher.failures.get(name)
         alive = not launching and not failure and self.monitor_alive(name)
         # The state file matters for a model with no monitor, or one meant to be stopped.
+        # Read the file, not memory: a dead monitor's last datagram may not be in yet.
         needed = not (launching or failure) and (not alive or not record.wanted)
-        state = self.read_state(name) if needed else None
+        state = self.states.reload(name) if needed else None
         recoveries = self.launcher.recent_recoveries(name)
         since = self.launcher.since_last_recovery(name)
         action = reconcile.decide(record, state, alive, launching, failure, recoveries, since)

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import sys
 
-from lib.core import events, fsutil, nvidia, paths, protocol, redact, timefmt, vocabulary
+from lib.core import events, fsutil, notify, nvidia, paths, protocol, redact, timefmt, vocabulary
 from lib.core import spec as specs
 from lib.core.system import System, child_setup
 from lib.logs import diagnosis, store
@@ -148,6 +148,8 @@ class Monitor:
         self.next_publish = 0.0
         self.dirty = False
         self.last_control = None
+        self.generation = 0  # of the state last published (protocol.MonitorState)
+        self.notifier = notify.Notifier(self.system, model_paths.home_root)
         self.boot_id = self.system.boot_id()
         self.relay = None  # an on-demand model's listener and connections (lib.monitor.relay)
         self.own_starttime = self.system.start_time(self.system.getpid())
@@ -172,6 +174,7 @@ class Monitor:
                 self.relay.close()
             self.writer.close()
             self.confinement.remove()
+            self.notifier.close()
 
     def start_up(self):
         """Read the deployment, resume from the predecessor: the first actions (``None``: quit).
@@ -207,6 +210,7 @@ class Monitor:
         http_probe = self.prober if self.prober.needle is not None else None
         self.capture = capture.Capture(self.writer, self.selector, self.clock, on_line, http_probe)
         self.last_control = previous.control_id if previous else None
+        self.generation = previous.generation if previous else 0
         self._tell_parent(protocol.READY)
         self._stop_leftovers(previous)
         if self.spec.get("activation") and decision.kind != lifecycle.RESUME_STOPPED:
@@ -652,13 +656,16 @@ class Monitor:
         self.dirty = False
 
     def _publish(self, durable):
+        self.generation += 1
+        state = self._state()
         try:
-            protocol.write_state(self.paths, self._state(), durable=durable)
+            protocol.write_state(self.paths, state, durable=durable)
         except OSError as error:
             # A full disk must not take the model down with it: retry shortly.
             log.error("cannot write %s: %s", self.paths.state, error)
             self.next_publish = self.clock() + PUBLISH_RETRY
             return
+        self.notifier.send(self.name, state.monitor_pid, self.generation)
         self.next_publish = self.clock() + STATE_REFRESH
 
     def _state(self):
@@ -686,9 +693,10 @@ class Monitor:
             waiting_for=self.gpu.waiting_for,
             activation=self._activation_state(),
             control_id=self.last_control,
-            generation=self.deployment.generation,
+            spec_generation=self.deployment.generation,
             log_id=self.writer.log_id,
             updated_at=timefmt.now_us(),
+            generation=self.generation,
         )
 
 
