@@ -1,0 +1,36 @@
+"""Regression tests for defects the chaos harness and the fuzzers found that issue 10's
+list did not name (each named in bench/README.md, "Chaos and fuzzing")."""
+
+import os
+import signal
+
+from conftest import model, wait_until
+from lib.core import procfs
+
+
+def sleeper_spec(tag, name):
+    return {
+        "name": name,
+        "command": model("sleeper.py", tag=tag),
+        "restart": {"policy": "always", "backoff": 0.1},
+        "stop": {"timeout": 2},
+    }
+
+
+def test_restart_right_after_the_monitor_died_restarts(daemon, tag):
+    """Found by the chaos harness (kill_monitor, then restart): the model outlived its
+    monitor, the daemon could not signal one and fell back to a start, which answered 409
+    already_running until reconcile had replaced the monitor. A restart takes the model
+    over first (as a stop does), then restarts it."""
+    daemon.start()
+    client = daemon.client()
+    client.deploy(sleeper_spec(tag, "m"))
+    before = wait_until(lambda: client.get("m")["pid"], message="the model to start")
+    os.kill(client.get("m")["monitor"]["pid"], signal.SIGKILL)
+    wait_until(lambda: not client.get("m")["monitor"]["alive"], message="the monitor to die")
+    answer = client.restart("m")
+    assert answer["name"] == "m"
+    wait_until(lambda: not procfs.alive(before), message="the old model process to go")
+    after = wait_until(lambda: client.get("m")["pid"], message="the model to run again")
+    assert after != before
+    client.stop("m")
