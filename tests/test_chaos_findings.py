@@ -34,3 +34,17 @@ def test_restart_right_after_the_monitor_died_restarts(daemon, tag):
     after = wait_until(lambda: client.get("m")["pid"], message="the model to run again")
     assert after != before
     client.stop("m")
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_500(api):
+    """Found by the fuzzer (nesting depth): the JSON decoder's RecursionError was a 500."""
+    from conftest import assert_error
+
+    headers = {"Content-Type": "application/json"}
+    for body in (
+        "[" * 100_000 + "]" * 100_000,
+        '{"name": "x", "command": ["true"], "labels": %s1%s}' % ('{"a": ' * 5000, "}" * 5000),
+    ):
+        answer = api.post("/models?dry_run=true", body, headers=headers, expect_errors=True)
+        error = assert_error(answer, 400, "bad_request")
+        assert "nested" in error["message"]
