@@ -48,3 +48,29 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(api):
         answer = api.post("/models?dry_run=true", body, headers=headers, expect_errors=True)
         error = assert_error(answer, 400, "bad_request")
         assert "nested" in error["message"]
+
+
+def test_requests_cheroot_refuses_get_the_json_error_shape(daemon):
+    """Found by fuzzing raw requests: cheroot's own refusals (a malformed request line, a
+    bad chunk, an HTTP version it does not speak, a method it does not know) answered
+    text/plain, outside the one error shape."""
+    import json
+
+    from test_fuzz import _raw
+
+    daemon.start()
+    for payload in (
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /health\r\n\r\n",
+        b"POST /models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Authorization: Bearer %s\r\n\r\nzz\r\nab\r\n" % daemon.token.encode(),
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    ):
+        status, headers, body = _raw(daemon.url, payload)
+        assert 400 <= status < 500, (payload, status, body)
+        assert headers["content-type"] == "application/json", (payload, headers, body)
+        assert headers.get("x-request-id"), headers
+        error = json.loads(body)["error"]
+        assert set(error) == {"code", "message", "details"}
+        assert error["code"] == "bad_request", error
