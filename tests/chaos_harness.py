@@ -319,21 +319,28 @@ class ChaosMachine(RuleBasedStateMachine):
         self.entries = {name: Entry() for name in NAMES}
         self.global_taint = set()
         self.generation = 0
+        self.trail = collections.deque(maxlen=12)  # the last requests, for a violation's report
         STATS.counts["examples"] += 1
 
-    @initialize()
-    def start_daemon(self):
+    @initialize(variants=st.tuples(*[st.sampled_from(VARIANTS) for _ in NAMES]))
+    def start_daemon(self, variants):
+        """Start the daemon and deploy every name: most rules need a model to act on."""
         failure = self.daemon.start()
         if failure:
             raise Violation("the daemon did not start: %s" % failure)
         STATS.counts["daemon_starts"] += 1
+        for name, variant in zip(NAMES, variants):
+            self.deploy(name, variant)
 
     # -- helpers ---------------------------------------------------------------
 
     def api(self, method, path, body=None):
         STATS.counts["requests"] += 1
         try:
-            return self.daemon.api.call(method, path, body)
+            answer = self.daemon.api.call(method, path, body)
+            status = answer.body.get("status") if answer.status < 300 else ""
+            self.trail.append("%s %s -> %d %s" % (method, path, answer.status, status or ""))
+            return answer
         except Violation as violation:
             if self.global_taint & known_open():
                 self._known(self.global_taint, str(violation))
@@ -365,6 +372,8 @@ class ChaosMachine(RuleBasedStateMachine):
                 kill_all(self.processes(name))
             return
         STATS.violations.append(message)
+        if os.environ.get("CHAOS_VERBOSE"):
+            print("chaos: VIOLATION %s\n  after: %s" % (message, "\n    ".join(self.trail)))
         raise Violation(message)
 
     def _note_answer(self, name, op, answer):
@@ -543,12 +552,24 @@ class ChaosMachine(RuleBasedStateMachine):
         for name in NAMES:
             self.settle_one(name)
 
-    @rule()
-    def kill_daemon(self):
-        """``kill -9`` of the daemon, then start it again."""
+    @rule(during_purge_of=st.sampled_from((None,) + NAMES), delay=st.sampled_from((0.0, 0.05, 0.2)))
+    def kill_daemon(self, during_purge_of, delay):
+        """``kill -9`` of the daemon (or of the daemon while it purges a model), then start it."""
         STATS.counts["daemon_kills"] += 1
+        self.trail.append("kill -9 daemon (during purge of %s)" % during_purge_of)
+        if during_purge_of is None:
+            self.daemon.kill()
+            self._restart_daemon()
+            return
+        name = during_purge_of
+        self.entries[name].taint.add(1)
+        thread = threading.Thread(target=self._quiet, args=(name, "purge"))
+        thread.start()
+        time.sleep(delay)
         self.daemon.kill()
+        thread.join(60)
         self._restart_daemon()
+        self._resync(name)
 
     def _restart_daemon(self):
         failure = self.daemon.start()
@@ -574,18 +595,6 @@ class ChaosMachine(RuleBasedStateMachine):
                 kill_all(self.processes(name))
                 self.entries[name].exists = False
 
-    @rule(name=st.sampled_from(NAMES), delay=st.sampled_from((0.0, 0.05, 0.2)))
-    def kill_daemon_during_purge(self, name, delay):
-        STATS.counts["daemon_kills"] += 1
-        self.entries[name].taint.add(1)
-        thread = threading.Thread(target=self._quiet, args=(name, "purge"))
-        thread.start()
-        time.sleep(delay)
-        self.daemon.kill()
-        thread.join(60)
-        self._restart_daemon()
-        self._resync(name)
-
     def _quiet(self, name, op):
         with contextlib.suppress(Exception):  # the daemon dies under it: any outcome is fine
             self._operation(name, op)
@@ -601,6 +610,7 @@ class ChaosMachine(RuleBasedStateMachine):
         pid = self._monitor_pid(name)
         if pid:
             STATS.counts["monitor_kills"] += 1
+            self.trail.append("kill -9 monitor of %s" % name)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -610,6 +620,7 @@ class ChaosMachine(RuleBasedStateMachine):
         if not pid:
             return
         STATS.counts["monitor_kills"] += 1
+        self.trail.append("kill -9 monitor of %s during %s" % (name, "purge" if purge else "stop"))
         self.entries[name].taint |= {2, 3}
         answers = []
         thread = threading.Thread(
@@ -629,6 +640,7 @@ class ChaosMachine(RuleBasedStateMachine):
         answer = self.api("GET", "/models/%s" % name)
         if answer is not None and answer.status == 200 and answer.body.get("pid"):
             STATS.counts["model_kills"] += 1
+            self.trail.append("kill -9 model %s" % name)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(answer.body["pid"], signal.SIGKILL)
 
@@ -644,6 +656,7 @@ class ChaosMachine(RuleBasedStateMachine):
         if not os.path.exists(path):
             return
         STATS.counts["corruptions"] += 1
+        self.trail.append("corrupt %s of %s (%s)" % (which, name, damage))
         with open(path, "rb") as handle:
             data = handle.read()
         if damage == "torn":
@@ -666,7 +679,11 @@ class ChaosMachine(RuleBasedStateMachine):
         if not self._ensure_tmpfs():
             return
         STATS.counts["full_disks"] += 1
+        self.trail.append("disk full, stop %s" % name)
         self.global_taint.add(5)
+        # A stop that failed on the full disk leaves desired=stopped in memory while the
+        # model runs (item 5): what follows for this name is that item's fallout.
+        self.entries[name].taint.add(5)
         filler = os.path.join(self.home, "filler")
         with contextlib.suppress(OSError), open(filler, "wb") as handle:
             while True:

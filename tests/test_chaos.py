@@ -17,8 +17,8 @@ import chaos_harness
 from conftest import processes_tagged
 
 SEED = int(os.environ.get("CHAOS_SEED", "20261127"))
-EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "3"))
-STEPS = int(os.environ.get("CHAOS_STEPS", "12"))
+EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "6"))
+STEPS = int(os.environ.get("CHAOS_STEPS", "20"))
 
 
 @pytest.mark.slow
@@ -28,6 +28,7 @@ def test_chaos_short_run(tag, tmp_path, monkeypatch):
     started = time.monotonic()
     run_state_machine_as_test(machine, settings=chaos_harness.chaos_settings(EXAMPLES, STEPS))
     elapsed = time.monotonic() - started
+    print("chaos short run: %.1fs, %s" % (elapsed, chaos_harness.STATS.summary()))
     assert not chaos_harness.STATS.violations, chaos_harness.STATS.violations
     assert not processes_tagged(tag)
     assert elapsed < 90, "the short chaos run took %.0fs, over its 90 s budget" % elapsed

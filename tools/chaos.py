@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import sys
 import time
 import traceback
@@ -51,14 +52,25 @@ def main(argv=None):
     print(
         "chaos: %.1f minutes from seed %d, %d steps an example" % (args.minutes, seed, args.steps)
     )
-    while time.monotonic() < deadline:
-        seeds += 1
-        try:
-            run_one_seed(harness, seed, args)
-        except Exception:  # noqa: BLE001 - a failure is a finding: report it, go on
-            failures.append({"seed": seed, "error": traceback.format_exc(limit=3)})
-            print("chaos: seed %d FAILED\n%s" % (seed, failures[-1]["error"]), flush=True)
-        seed += 1
+    # SIGTERM (timeout(1), a CI limit) ends the run with its report, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while time.monotonic() < deadline:
+            seeds += 1
+            try:
+                run_one_seed(harness, seed, args)
+            except Exception as error:  # noqa: BLE001 - a failure is a finding: report, go on
+                text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+                failures.append({"seed": seed, "error": text[-6000:]})
+                print("chaos: seed %d FAILED\n%s" % (seed, text[-6000:]), flush=True)
+            print(
+                "chaos: seed %d done, %.1f min: %s"
+                % (seed, (time.monotonic() - started) / 60, json.dumps(harness.STATS.summary())),
+                flush=True,
+            )
+            seed += 1
+    except KeyboardInterrupt:
+        print("chaos: interrupted: reporting what ran", flush=True)
     figures = harness.STATS.summary()
     counts = figures["counts"]
     report = {
