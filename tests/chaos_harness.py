@@ -369,7 +369,7 @@ class ChaosMachine(RuleBasedStateMachine):
         if taint & known_open():
             self._known(taint, message)
             if name:
-                kill_all(self.processes(name))
+                self.kill_everything_of(name)
             return
         STATS.violations.append(message)
         if os.environ.get("CHAOS_VERBOSE"):
@@ -585,15 +585,22 @@ class ChaosMachine(RuleBasedStateMachine):
         STATS.counts["daemon_starts"] += 1
 
     def _heal_records(self):
-        """Put back a readable deployment.json where a rule damaged one (known item 6)."""
+        """Remove the records a rule damaged (known item 6) so the daemon can start: the
+        damaged names only, their monitors and models killed first, and marked with 6."""
         for name in NAMES:
-            path = os.path.join(self.home, "models", name, "deployment.json")
-            if os.path.exists(path + ".prev"):
-                shutil.copyfile(path + ".prev", path)
-            elif os.path.exists(path):
-                shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-                kill_all(self.processes(name))
-                self.entries[name].exists = False
+            if 6 not in self.entries[name].taint:
+                continue
+            self.kill_everything_of(name)
+            shutil.rmtree(os.path.join(self.home, "models", name), ignore_errors=True)
+            self.entries[name].exists = False
+            self.entries[name].stopped = True
+
+    def kill_everything_of(self, name):
+        """SIGKILL the monitor of ``name`` first (it would restart its model), then the model."""
+        kill_all(tagged("--home %s --name %s --run" % (self.home, name)))
+        wait_for(lambda: not tagged("--home %s --name %s --run" % (self.home, name)), 5)
+        kill_all(self.processes(name))
+        wait_for(lambda: not self.processes(name), 5)
 
     def _quiet(self, name, op):
         with contextlib.suppress(Exception):  # the daemon dies under it: any outcome is fine
