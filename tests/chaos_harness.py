@@ -315,6 +315,8 @@ class ChaosMachine(RuleBasedStateMachine):
         self.home = os.path.join(self.marker, "home")
         os.mkdir(self.home)
         self.tmpfs = self._mount_tmpfs() if self.full_disk_allowed else None
+        if not self.full_disk_allowed:
+            type(self).tmpfs_refused = "not root: the full disk rule needs to mount a tmpfs"
         self.daemon = Daemon(self.home)
         self.entries = {name: Entry() for name in NAMES}
         self.global_taint = set()
