@@ -798,12 +798,23 @@ class ChaosMachine(RuleBasedStateMachine):
         while tagged(self.marker) and time.monotonic() < deadline:
             time.sleep(0.05)
         leftovers = tagged(self.marker)
+        shown = [" ".join(procfs.cmdline(pid))[-120:] for pid in leftovers]
         kill_all(leftovers)
         if self.tmpfs:
             subprocess.run(["umount", "-l", self.home], capture_output=True)
         shutil.rmtree(self.marker, ignore_errors=True)
         if leftovers:
-            STATS.violations.append("teardown: processes left: %s" % leftovers)
+            taint = set().union(self.global_taint, *(e.taint for e in self.entries.values()))
+            message = "teardown: `modeld stop --models` left %s after: %s" % (
+                shown,
+                " | ".join(self.trail),
+            )
+            if taint & known_open():
+                self._known(taint, message)
+            else:
+                STATS.violations.append(message)
+                if os.environ.get("CHAOS_VERBOSE"):
+                    print("chaos: VIOLATION", message, flush=True)
 
 
 def chaos_settings(examples, steps, seed_derandomize=False):
