@@ -36,6 +36,7 @@ line (monitors through ``--home``, models through ``--tag``); ``teardown`` stops
 the daemon with its models and kills whatever is left, so nothing outlives it.
 """
 
+import atexit
 import collections
 import contextlib
 import http.client
@@ -201,6 +202,21 @@ def kill_all(pids):
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+MOUNTS = set()  # the tmpfs homes mounted and not unmounted yet
+
+
+def unmount(path):
+    subprocess.run(["umount", "-l", path], capture_output=True)
+    MOUNTS.discard(path)
+
+
+@atexit.register
+def unmount_all():
+    """A run cut short (a signal during an example) leaves no tmpfs mounted."""
+    for path in list(MOUNTS):
+        unmount(path)
 
 
 def wait_for(predicate, timeout, interval=0.05):
@@ -716,6 +732,7 @@ class ChaosMachine(RuleBasedStateMachine):
         if result.returncode != 0:
             type(self).tmpfs_refused = "mount refused: %s" % result.stderr.strip()
             return None
+        MOUNTS.add(self.home)
         return self.home
 
     # -- invariants ------------------------------------------------------------
@@ -788,12 +805,13 @@ class ChaosMachine(RuleBasedStateMachine):
     # -- the end ---------------------------------------------------------------
 
     def teardown(self):
+        interrupted = None
         try:
             if not self.daemon.alive():
                 self.daemon.start()
             self.daemon.stop(models=True)
-        except Exception:  # noqa: BLE001 - whatever happened, the processes go below
-            pass
+        except BaseException as error:  # noqa: BLE001 - even Ctrl-C: clean up, then re-raise
+            interrupted = error
         deadline = time.monotonic() + 5
         while tagged(self.marker) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -801,8 +819,10 @@ class ChaosMachine(RuleBasedStateMachine):
         shown = [" ".join(procfs.cmdline(pid))[-120:] for pid in leftovers]
         kill_all(leftovers)
         if self.tmpfs:
-            subprocess.run(["umount", "-l", self.home], capture_output=True)
+            unmount(self.home)
         shutil.rmtree(self.marker, ignore_errors=True)
+        if isinstance(interrupted, (KeyboardInterrupt, SystemExit)):
+            raise interrupted
         if leftovers:
             taint = set().union(self.global_taint, *(e.taint for e in self.entries.values()))
             message = "teardown: `modeld stop --models` left %s after: %s" % (
