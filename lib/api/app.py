@@ -196,6 +196,8 @@ def read_json(max_body):
         raise errors.BadRequestError("the request body is empty: send the model spec as JSON")
     try:
         return json.loads(raw)
+    except RecursionError:  # the decoder recurses per level: [[[[... is not a 500
+        raise errors.BadRequestError("the request body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise errors.BadRequestError("the request body is not valid JSON: %s" % error) from None
 

@@ -22,10 +22,12 @@ import socket
 import ssl
 import time
 
+import cheroot.errors
 import cheroot.makefile
 import cheroot.server
 import cheroot.wsgi
 
+from lib import errors
 from lib.api import connguard, middleware
 
 log = logging.getLogger("modeld.server")
@@ -81,6 +83,36 @@ class _Request(cheroot.server.HTTPRequest):
         ):
             self.close_connection = True
         super().send_headers()
+
+    def simple_response(self, status, msg=""):
+        """cheroot's own answers (a malformed request line, header or chunk; an HTTP
+        version or method it does not take; its backstop limits) in the one JSON error
+        shape instead of text/plain. Each closes the connection: what follows is unknown."""
+        code = int(str(status).split()[0])
+        message = msg if isinstance(msg, str) and msg else ""
+        error = _cheroot_error(code, message or str(status))
+        self.close_connection = True
+        try:
+            self.conn.wfile.write(connguard.error_bytes(error))
+        except OSError as failure:
+            if failure.args[0] not in cheroot.errors.socket_errors_to_ignore:
+                raise
+
+
+def _cheroot_error(code, message):
+    """The API's error for a status cheroot answers by itself: a 400 unless mapped (its
+    501 and 505, an HTTP method or version it does not speak, are the client's error)."""
+    if code == 500:  # its traceback stays out of the answer
+        return errors.InternalError("internal error: see the daemon log")
+    known = {
+        405: errors.MethodNotAllowedError,
+        408: errors.RequestTimeoutError,
+        413: errors.PayloadTooLargeError,
+        414: errors.UriTooLongError,
+        431: errors.HeadersTooLargeError,
+        503: errors.UnavailableError,
+    }
+    return known.get(code, errors.BadRequestError)(message)
 
 
 class _GuardedConnection(cheroot.server.HTTPConnection):

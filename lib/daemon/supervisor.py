@@ -498,6 +498,8 @@ class Supervisor:
         if current not in (vocabulary.STARTING, vocabulary.RUNNING, vocabulary.BACKOFF):
             return self.start_model(name, cause)
         control_id = self._send_control(name, protocol.OP_RESTART, timeout, cause)
+        if control_id is None and self._take_over(name):
+            control_id = self._send_control(name, protocol.OP_RESTART, timeout, cause)
         if control_id is None:
             return self.start_model(name, cause)
         self.wait_for(name, lambda state: state.control_id == control_id, 5)
@@ -594,6 +596,24 @@ class Supervisor:
             raise errors.InsufficientStorageError.from_os_error(
                 error, doing, name=record.name
             ) from None
+
+    def _take_over(self, name):
+        """The model outlived its monitor: start one that recovers it (what reconcile would
+        do a moment later), so a restart has a monitor to signal instead of answering 409
+        while the model still runs. True once the new monitor's state names it."""
+        lock = self._exclusive(name)
+        try:
+            if not self.monitor_alive(name):  # else reconcile replaced it meanwhile
+                if not self._needs_cleanup(name):
+                    return False
+                self._start_monitor(name, recover=True)
+        finally:
+            lock.release()
+
+        def taken_over(state):
+            return self.system.alive(state.monitor_pid, state.monitor_starttime)
+
+        return self.wait_for(name, taken_over, 5)
 
     def _stopped(self, state):
         return state.terminal
