@@ -121,5 +121,13 @@ class Listener:
                 return int.from_bytes(data[4:8], sys.byteorder) in self.allowed
         return False
 
+    def wake(self):
+        """End a ``receive`` that is waiting now: an empty datagram, which carries no news."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as once:
+                once.sendto(b"", self.socket.getsockname())
+        except OSError:
+            pass  # a full queue wakes it just as well; the wait ends within a sweep anyway
+
     def close(self):
         self.socket.close()

@@ -160,6 +160,8 @@ class Refresher:
 
     def stop(self):
         self.stopping.set()
+        if self.listener is not None:
+            self.listener.wake()  # it may be waiting for a datagram: do not wait out the sweep
         if self.thread.is_alive():
             self.thread.join(timeout=5)
         if self.listener is not None:
