@@ -108,6 +108,48 @@ def model(script, *args, tag):
     )
 
 
+# -- deploying through the WSGI app (the api fixture) -------------------------------
+
+
+def deploy(api, tag, name, script, *args, **extra):
+    """Deploy a tagged test model through ``api``; its status payload (201 asserted)."""
+    body = {"name": name, "command": model(script, *args, tag=tag), "health": {"start_period": 0}}
+    body.update(extra)
+    response = api.post_json("/models", body)
+    assert response.status_int == 201, response.text
+    return response.json
+
+
+def status(api, name):
+    return api.get("/models/%s" % name).json
+
+
+def wait_status(api, name, *wanted, timeout=20):
+    def check():
+        body = status(api, name)
+        return body if body["status"] in wanted else None
+
+    return wait_until(check, timeout=timeout, message="%s to be %s" % (name, "/".join(wanted)))
+
+
+# -- the OS seam's recording fake --------------------------------------------------
+
+
+@pytest.fixture
+def system():
+    """A ``tests/fakes.FakeSystem``; monitors a test appends to ``system.monitors`` are
+    closed after it."""
+    from fakes import FakeSystem
+
+    fake = FakeSystem()
+    fake.monitors = []
+    yield fake
+    for monitor in fake.monitors:
+        monitor.writer.close()
+        monitor.selector.close()
+    fake.close()
+
+
 @pytest.fixture
 def supervisor(home):
     from lib.core import paths

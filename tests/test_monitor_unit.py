@@ -9,9 +9,7 @@ SIGUSR1, ``_after_events`` for a turn of the loop, ``_perform`` for what they re
 import os
 import signal
 
-import pytest
-
-from fakes import FakeSystem, Stat
+from fakes import Stat
 from lib.core import fsutil, notify, paths, protocol, vocabulary
 from lib.core import spec as specs
 from lib.monitor import loop
@@ -32,17 +30,6 @@ def make_monitor(tmp_path, system, recover=False, previous=None, **spec_fields):
     system.monitors.append(monitor)
     monitor._perform(monitor.start_up())
     return monitor
-
-
-@pytest.fixture
-def system():
-    fake = FakeSystem()
-    fake.monitors = []
-    yield fake
-    for monitor in fake.monitors:
-        monitor.writer.close()
-        monitor.selector.close()
-    fake.close()
 
 
 def turn(monitor, system, seconds=0.0):

@@ -7,24 +7,11 @@ would, and checks the new settings act without a new spawn.
 
 import signal
 
-import pytest
 from test_monitor_unit import make_monitor, published, send, turn
 
-from fakes import FakeSystem
 from lib.core import fsutil, protocol, vocabulary
 from lib.core import spec as specs
 from lib.monitor import reload
-
-
-@pytest.fixture
-def system():
-    fake = FakeSystem()
-    fake.monitors = []
-    yield fake
-    for monitor in fake.monitors:
-        monitor.writer.close()
-        monitor.selector.close()
-    fake.close()
 
 
 def bump(monitor, **changes):

@@ -6,29 +6,9 @@ import time
 
 import pytest
 
-from conftest import model, processes_tagged, wait_until
+from conftest import deploy, processes_tagged, status, wait_status, wait_until
 from lib.core import fsutil, procfs
 from lib.monitor import lifecycle
-
-
-def deploy(api, tag, name, script, *args, **extra):
-    body = {"name": name, "command": model(script, *args, tag=tag), "health": {"start_period": 0}}
-    body.update(extra)
-    response = api.post_json("/models", body)
-    assert response.status_int == 201
-    return response.json
-
-
-def status(api, name):
-    return api.get("/models/%s" % name).json
-
-
-def wait_status(api, name, *wanted, timeout=20):
-    def check():
-        body = status(api, name)
-        return body if body["status"] in wanted else None
-
-    return wait_until(check, timeout=timeout, message="%s to be %s" % (name, "/".join(wanted)))
 
 
 def log_lines(api, name, stream="stdout"):

@@ -112,14 +112,7 @@ def build_parser():
     )
     ps.add_argument("--contexts", metavar="A,B", help="these contexts, one table with HOST")
     ps.add_argument("--all-contexts", action="store_true", help="every context, one table")
-    ps.add_argument(
-        "-l",
-        "--label",
-        action="append",
-        default=[],
-        metavar="SELECTOR",
-        help="team=search, key!=value, key; repeat for AND",
-    )
+    applying.selector_flags(ps)
     status = verbs.add_parser(
         "status", parents=[json_flag], help="one model in detail, with recent events"
     )
